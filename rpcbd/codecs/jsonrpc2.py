@@ -1,0 +1,118 @@
+"""JSON-RPC 2.0 (https://www.jsonrpc.org/specification)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rpcbd.codecs.base import Dialect
+from rpcbd.core.messages import ErrorResponse, Invalid, Message, Notification, Request, Response
+from rpcbd.exceptions import (
+    RpcError,
+    RpcInternalError,
+    RpcInvalidError,
+    error_from_code,
+)
+from rpcbd.typing import Params, RequestId
+
+__all__ = ["JSONRPC_V2", "JsonRpc2", "is_valid_id", "parse_error_object"]
+
+
+def is_valid_id(value: Any) -> bool:
+    """Whether ``value`` may be a request id.
+
+    "An identifier established by the Client that MUST contain a String, Number, or NULL
+    value if included." (spec section 4). ``True``/``False`` are not numbers.
+    """
+    return value is None or (type(value) in (int, str, float))
+
+
+def parse_error_object(error: Any) -> RpcError:
+    """Turn a received error member into an :class:`RpcError`.
+
+    A well-formed error object (integer ``code``, string ``message``) gives the most specific
+    subclass; anything else is kept whole as the ``data`` of a -32603 error, so a call in
+    flight still ends with an error instead of hanging.
+    """
+    if isinstance(error, dict):
+        code = error.get("code")
+        message = error.get("message")
+        if type(code) is int:
+            return error_from_code(
+                code, message if isinstance(message, str) else str(message), error.get("data")
+            )
+    return RpcInternalError("malformed error object from peer", data=error)
+
+
+class JsonRpc2(Dialect):
+    """JSON-RPC 2.0: ``"jsonrpc": "2.0"``, named or positional params, batches.
+
+    Receiving is strict for requests (the spec's examples are the test vectors) and lenient
+    for responses: a response is matched by its ``id`` even if its ``jsonrpc`` member is
+    missing, because refusing it would only leave the caller waiting. ``"params": null`` is
+    read as absent params.
+    """
+
+    version = "2.0"
+    supports_batches = True
+    supports_named_params = True
+    cancel_method = "$/cancelRequest"
+
+    def request(self, method: str, params: Params, id: RequestId) -> dict[str, Any]:
+        if params is None:
+            return {"jsonrpc": "2.0", "method": method, "id": id}
+        return {"jsonrpc": "2.0", "method": method, "params": params, "id": id}
+
+    def notification(self, method: str, params: Params) -> dict[str, Any]:
+        if params is None:
+            return {"jsonrpc": "2.0", "method": method}
+        return {"jsonrpc": "2.0", "method": method, "params": params}
+
+    def response(self, id: RequestId, result: Any) -> dict[str, Any]:
+        return {"jsonrpc": "2.0", "result": result, "id": id}
+
+    def error_response(self, id: RequestId, error: RpcError) -> dict[str, Any]:
+        return {"jsonrpc": "2.0", "error": error.to_dict(), "id": id}
+
+    def decode(self, value: Any) -> Message | Invalid:
+        if type(value) is not dict:
+            return Invalid(None, RpcInvalidError(data="a message must be a JSON object"))
+        if "method" in value:
+            return self._decode_call(value)
+        if "result" in value or "error" in value:
+            return self._decode_response(value)
+        id = value.get("id")
+        return Invalid(
+            id if is_valid_id(id) else None,
+            RpcInvalidError(data="neither a request nor a response"),
+        )
+
+    def _decode_call(self, value: dict[str, Any]) -> Message | Invalid:
+        has_id = "id" in value
+        id = value.get("id")
+        if not is_valid_id(id):
+            return Invalid(None, RpcInvalidError(data="id must be a string, number or null"))
+        if value.get("jsonrpc") != "2.0":
+            return Invalid(id, RpcInvalidError(data='"jsonrpc" must be exactly "2.0"'))
+        method = value["method"]
+        if type(method) is not str:
+            return Invalid(id, RpcInvalidError(data="method must be a string"))
+        params = value.get("params")
+        if params is not None and type(params) not in (list, dict):
+            return Invalid(id, RpcInvalidError(data="params must be an array or an object"))
+        if has_id:
+            return Request(method, params, id)
+        return Notification(method, params)
+
+    def _decode_response(self, value: dict[str, Any]) -> Message | Invalid:
+        id = value.get("id")
+        if "id" not in value or not is_valid_id(id):
+            return Invalid(None, RpcInvalidError(data="response without a valid id"), True)
+        if "error" in value:
+            if "result" in value:
+                return Invalid(id, RpcInvalidError(data="both result and error"), True)
+            return ErrorResponse(id, parse_error_object(value["error"]))
+        return Response(id, value["result"])
+
+
+#: The JSON-RPC 2.0 dialect (the 0.6 name for it was an "rpc processor").
+JSONRPC_V2 = JsonRpc2()

@@ -1,0 +1,194 @@
+"""JSON serializers: the standard library's ``json`` and, when installed, ``orjson``.
+
+Both behave identically as far as a peer can tell:
+
+- ``loads`` takes UTF-8 bytes and raises :class:`JsonDecodeError` (a ``ValueError``) for
+  anything that is not one strict JSON text: invalid UTF-8, a byte-order mark, lone UTF-16
+  surrogates (``"\\ud800"``), ``NaN``/``Infinity`` literals, and nesting deep enough to hit a
+  recursion limit. No other exception escapes.
+- ``dumps`` returns compact UTF-8 bytes (no spaces, non-ASCII kept as UTF-8). Non-finite
+  floats are sent as ``null`` (as orjson and JavaScript's ``JSON.stringify`` do); values
+  that are not JSON raise ``TypeError``; strings with lone surrogates raise ``ValueError``.
+
+The ``fast`` extra installs orjson; :func:`default_serializer` picks it when importable.
+Set the environment variable ``RPCBD_JSON=stdlib`` to force the standard library (the
+runtimes read it; this module only reads what it is given).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from abc import ABC, abstractmethod
+from typing import Any
+
+__all__ = [
+    "JsonDecodeError",
+    "OrjsonSerializer",
+    "Serializer",
+    "StdlibSerializer",
+    "available_serializers",
+    "default_serializer",
+]
+
+
+class JsonDecodeError(ValueError):
+    """The bytes are not one valid JSON text."""
+
+
+class Serializer(ABC):
+    """Turns JSON values into bytes and back."""
+
+    name: str = ""
+
+    @abstractmethod
+    def dumps(self, value: Any) -> bytes:
+        """Encode ``value`` as compact UTF-8 JSON."""
+
+    @abstractmethod
+    def loads(self, data: bytes) -> Any:
+        """Decode one JSON text; raise :class:`JsonDecodeError` for anything invalid."""
+
+
+def _reject_constant(name: str) -> Any:
+    # RFC 8259 section 6: "Numeric values that cannot be represented in the grammar below
+    # (such as Infinity and NaN) are not permitted."
+    raise JsonDecodeError(f"{name} is not valid JSON")
+
+
+# A \uD800-\uDFFF escape; only when one is present can a decoded string hold a lone surrogate.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abAB89cdefCDEF]")
+
+
+# Twenty digits in a row may be an integer beyond 64 bits (or just digits in a string).
+_LONG_DIGITS = re.compile(rb"[0-9]{20}")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _finite(value: Any) -> Any:
+    """A copy of ``value`` with NaN and infinities replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
+
+
+class StdlibSerializer(Serializer):
+    """The standard library's ``json``, made strict."""
+
+    name = "json"
+
+    def __init__(self) -> None:
+        self._decoder = json.JSONDecoder(parse_constant=_reject_constant)
+        self._encoder = json.JSONEncoder(
+            ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        )
+
+    def dumps(self, value: Any) -> bytes:
+        try:
+            text = self._encoder.encode(value)
+        except ValueError as exc:
+            if "Circular reference" in str(exc):
+                raise TypeError("circular reference in JSON value") from exc
+            text = self._encoder.encode(_finite(value))
+        except RecursionError as exc:
+            raise TypeError("JSON value nested too deeply") from exc
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError("string with a lone surrogate cannot be sent as UTF-8") from exc
+
+    def loads(self, data: bytes) -> Any:
+        try:
+            text = data.decode("utf-8")
+            value = self._decoder.decode(text)
+        except JsonDecodeError:
+            raise
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+            raise JsonDecodeError(str(exc)) from None
+        if _SURROGATE_ESCAPE.search(data) and _has_lone_surrogate(value):
+            raise JsonDecodeError("lone UTF-16 surrogate in string")
+        return value
+
+
+class OrjsonSerializer(Serializer):
+    """``orjson`` where it can, the strict standard library where orjson refuses.
+
+    orjson refuses integers beyond 64 bits and non-string dict keys that the standard
+    library accepts, and reads integers beyond 64 bits as floats; falling back keeps
+    behaviour identical to :class:`StdlibSerializer`.
+    """
+
+    name = "orjson"
+
+    def __init__(self) -> None:
+        import orjson
+
+        self._orjson_dumps = orjson.dumps
+        self._orjson_loads = orjson.loads
+        self._decode_error = orjson.JSONDecodeError
+        self._encode_error = orjson.JSONEncodeError
+        self._stdlib = StdlibSerializer()
+
+    def dumps(self, value: Any) -> bytes:
+        try:
+            data: bytes = self._orjson_dumps(value)
+        except self._encode_error:
+            return self._stdlib.dumps(value)
+        return data
+
+    def loads(self, data: bytes) -> Any:
+        if _LONG_DIGITS.search(data):
+            # orjson turns integers beyond 64 bits into floats; keep them exact.
+            return self._stdlib.loads(data)
+        try:
+            return self._orjson_loads(data)
+        except self._decode_error:
+            # orjson is stricter in a few places (huge integers, deep nesting); the
+            # standard library decides, so both serializers accept the same texts.
+            return self._stdlib.loads(data)
+
+
+def available_serializers() -> dict[str, Serializer]:
+    """Every serializer that can be used here, by name."""
+    found: dict[str, Serializer] = {"json": StdlibSerializer()}
+    try:
+        found["orjson"] = OrjsonSerializer()
+    except ImportError:
+        pass
+    return found
+
+
+def default_serializer(preference: str | None = None) -> Serializer:
+    """The serializer to use: ``preference`` if given ("json"/"stdlib" or "orjson"), else
+    orjson when installed, else the standard library."""
+    if preference in ("json", "stdlib"):
+        return StdlibSerializer()
+    if preference not in (None, "", "orjson", "auto"):
+        raise ValueError(f"unknown JSON serializer {preference!r}; use 'json' or 'orjson'")
+    try:
+        return OrjsonSerializer()
+    except ImportError:
+        if preference == "orjson":
+            raise
+        return StdlibSerializer()

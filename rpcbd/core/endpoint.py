@@ -1,0 +1,638 @@
+"""The sans-IO JSON-RPC endpoint: bytes in, events and bytes out.
+
+An :class:`Endpoint` is one side of one connection. It does no I/O and reads no clock; the
+runtime that owns it follows the same few steps every time (see STYLE.md, practice 8)::
+
+    endpoint.receive_data(chunk)            # or receive_message(msg), receive_eof()
+    for event in endpoint.events_received():
+        ...                                 # dispatch requests, complete calls
+    transport.write(b"".join(endpoint.data_to_send()))
+    if endpoint.close_expected():
+        transport.close()
+
+Sending works the same way: ``send_request`` / ``send_notification`` / ``send_response`` /
+``send_error`` / ``send_batch`` / ``cancel_call`` queue bytes that ``data_to_send()`` hands
+out. Receiving can make the endpoint send by itself (a -32700 or -32600 reply to bad input,
+a batch reply), which is why output always goes through that buffer.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from rpcbd.codecs.base import DEFAULT_MAX_MESSAGE_SIZE, Deframer, Dialect, Framing
+from rpcbd.codecs.framing import get_framing
+from rpcbd.codecs.serializer import JsonDecodeError, Serializer, default_serializer
+from rpcbd.core.events import (
+    CancelRequested,
+    ConnectionClosed,
+    ErrorReceived,
+    Event,
+    InvalidMessageReceived,
+    NotificationReceived,
+    RequestReceived,
+    ResponseReceived,
+)
+from rpcbd.core.messages import ErrorResponse, Invalid, Notification, Request, Response
+from rpcbd.core.pending import BatchReply, IncomingCall, IncomingCalls, OutgoingCalls
+from rpcbd.core.state import ConnectionState, Input, State
+from rpcbd.exceptions import (
+    ConnectionClosedError,
+    FramingError,
+    LocalProtocolError,
+    MessageTooLargeError,
+    RemoteProtocolError,
+    RpcError,
+    RpcInvalidError,
+    RpcParseError,
+    RpcServerBusyError,
+    TransportError,
+)
+from rpcbd.typing import Params, RequestId
+
+__all__ = [
+    "DEFAULT_MAX_BATCH_SIZE",
+    "DEFAULT_MAX_PENDING_REQUESTS",
+    "BatchEntry",
+    "Endpoint",
+    "TraceHook",
+]
+
+#: Default bound on the peer's unanswered requests per connection (``max_pending_requests``).
+DEFAULT_MAX_PENDING_REQUESTS = 128
+#: Default bound on the number of members in one incoming batch (``max_batch_size``).
+DEFAULT_MAX_BATCH_SIZE = 1000
+
+#: ``(direction, payload)``: direction is ``"-->"`` for sent, ``"<--"`` for received.
+TraceHook = Callable[[str, bytes], None]
+
+#: One member of an outgoing batch: ``(method, params, expects_reply)``.
+BatchEntry = tuple[str, Params, bool]
+
+
+class _MessageQueue(Deframer):
+    """Stands in for a deframer on message transports (WebSocket): each message is a frame."""
+
+    def __init__(self, max_message_size: int) -> None:
+        super().__init__(max_message_size)
+        self._queue: deque[bytes | FramingError] = deque()
+        self._size = 0
+
+    def feed(self, data: bytes) -> None:
+        if len(data) > self.max_message_size:
+            self._queue.append(MessageTooLargeError(self.max_message_size, recoverable=True))
+            return
+        self._queue.append(data)
+        self._size += len(data)
+
+    def next_frame(self) -> bytes | FramingError | None:
+        if not self._queue:
+            return None
+        frame = self._queue.popleft()
+        if type(frame) is bytes:
+            self._size -= len(frame)
+        return frame
+
+    def feed_eof(self) -> FramingError | None:
+        return None
+
+    @property
+    def buffered(self) -> int:
+        return self._size
+
+
+class Endpoint:
+    """One side of a JSON-RPC connection, as a state machine over bytes.
+
+    Args:
+        dialect: ``JSONRPC_V2`` (default) or ``JSONRPC_V1``.
+        framing: a framing name (``"newline"``, ``"content-length"``, ``"eot"``,
+            ``"netstring"``, ``"length-prefix"``, ``"json-stream"``) or
+            :class:`~rpcbd.codecs.base.Framing`; ``None`` for message transports, which
+            then use :meth:`receive_message` and get one message per ``data_to_send()`` item.
+        max_message_size: the largest message read, in bytes (default 16 MiB).
+        max_batch_size: the most members an incoming batch may have (default 1000).
+        max_pending_requests: the most unanswered requests from the peer (default 128).
+            At the bound, :meth:`wants_data` turns false so the runtime stops reading
+            (the peer feels flow control) — unless this side has a call of its own in
+            flight, because then its reply must get through: requests beyond the bound
+            are answered ``-32000`` (server busy) at once instead.
+        serializer: the JSON serializer (default: orjson if installed, else ``json``).
+        trace: called with ``("-->", payload)`` for every message sent and
+            ``("<--", payload)`` for every message received.
+    """
+
+    def __init__(
+        self,
+        dialect: Dialect | None = None,
+        framing: str | Framing | None = "newline",
+        *,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+        max_pending_requests: int = DEFAULT_MAX_PENDING_REQUESTS,
+        serializer: Serializer | None = None,
+        trace: TraceHook | None = None,
+    ) -> None:
+        if dialect is None:
+            from rpcbd.codecs.jsonrpc2 import JSONRPC_V2
+
+            dialect = JSONRPC_V2
+        if max_batch_size < 1 or max_pending_requests < 1:
+            raise ValueError("max_batch_size and max_pending_requests must be positive")
+        self._dialect = dialect
+        self._framing = None if framing is None else get_framing(framing)
+        self._deframer: Deframer = (
+            _MessageQueue(max_message_size)
+            if self._framing is None
+            else self._framing.deframer(max_message_size)
+        )
+        self._frame = None if self._framing is None else self._framing.frame
+        self._serializer = serializer if serializer is not None else default_serializer()
+        self._dumps = self._serializer.dumps
+        self._loads = self._serializer.loads
+        self._max_message_size = max_message_size
+        self._max_batch_size = max_batch_size
+        self._max_pending_requests = max_pending_requests
+        self.trace = trace
+        self._state = ConnectionState()
+        self._outgoing = OutgoingCalls()
+        self._incoming = IncomingCalls()
+        self._events: list[Event] = []
+        self._out: list[bytes] = []
+        self._out_size = 0
+
+    # -- properties --------------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        """The connection's :class:`~rpcbd.core.State`."""
+        return self._state.state
+
+    @property
+    def dialect(self) -> Dialect:
+        """The JSON-RPC version spoken."""
+        return self._dialect
+
+    @property
+    def framing(self) -> Framing | None:
+        """The framing of a stream endpoint; None for a message endpoint."""
+        return self._framing
+
+    @property
+    def max_message_size(self) -> int:
+        """The largest message this endpoint reads, in bytes."""
+        return self._max_message_size
+
+    @property
+    def calls_in_flight(self) -> int:
+        """This side's calls that await a reply."""
+        return len(self._outgoing)
+
+    @property
+    def requests_in_flight(self) -> int:
+        """The peer's requests that this side has not answered yet."""
+        return len(self._incoming)
+
+    @property
+    def bytes_to_send(self) -> int:
+        """Bytes queued and not yet taken by :meth:`data_to_send`."""
+        return self._out_size
+
+    # -- sending -----------------------------------------------------------------------
+
+    def _check_send(self) -> None:
+        # Fast path: (OPEN, SEND) -> OPEN is in the table; other states go through it.
+        if self._state.state is not State.OPEN:
+            self._state.process(Input.SEND)
+
+    def _check_params(self, params: Params) -> Params:
+        if params is None or type(params) is list:
+            return params
+        if type(params) is tuple:
+            return list(params)
+        if isinstance(params, dict):
+            if not self._dialect.supports_named_params:
+                raise LocalProtocolError(
+                    f"JSON-RPC {self._dialect.version} has no named parameters"
+                )
+            return params
+        if isinstance(params, list):
+            return params
+        raise LocalProtocolError("params must be a list, a dict or None")
+
+    def _encode(self, message: dict[str, Any]) -> bytes:
+        try:
+            return self._dumps(message)
+        except (TypeError, ValueError) as exc:
+            raise LocalProtocolError(f"cannot encode message as JSON: {exc}") from exc
+
+    def _queue_payload(self, payload: bytes) -> None:
+        if self.trace is not None:
+            self.trace("-->", payload)
+        data = payload if self._frame is None else self._frame(payload)
+        self._out.append(data)
+        self._out_size += len(data)
+
+    def send_request(self, method: str, params: Params = None, *, id: RequestId = None) -> RequestId:
+        """Queue a request and record it as in flight.
+
+        Args:
+            method: the method to call.
+            params: a list (positional), a dict (named; 2.0 only) or None.
+            id: an id of the caller's choosing; by default the next integer.
+
+        Returns:
+            The id; the reply comes back as a :class:`ResponseReceived` or
+            :class:`ErrorReceived` event with it, or the id is listed in
+            :class:`ConnectionClosed`'s ``failed_calls``.
+
+        Raises:
+            LocalProtocolError: the connection is not open, the params do not fit the
+                dialect, the id is in flight already, or the params are not JSON.
+        """
+        self._check_send()
+        params = self._check_params(params)
+        if id is None:
+            id = self._outgoing.allocate(method)
+        else:
+            self._outgoing.add(id, method)
+        try:
+            payload = self._encode(self._dialect.request(method, params, id))
+        except LocalProtocolError:
+            self._outgoing.finish(id)
+            raise
+        self._queue_payload(payload)
+        return id
+
+    def send_notification(self, method: str, params: Params = None) -> None:
+        """Queue a notification (no reply will come).
+
+        Raises:
+            LocalProtocolError: as for :meth:`send_request`.
+        """
+        self._check_send()
+        params = self._check_params(params)
+        self._queue_payload(self._encode(self._dialect.notification(method, params)))
+
+    def send_batch(self, entries: Sequence[BatchEntry]) -> list[RequestId]:
+        """Queue one batch (a JSON array) of requests and notifications.
+
+        Args:
+            entries: ``(method, params, expects_reply)`` triples; ``expects_reply=False``
+                makes a notification.
+
+        Returns:
+            One item per entry: the request's id, or None for a notification.
+
+        Raises:
+            LocalProtocolError: the dialect has no batches (1.0), the batch is empty, or as
+                for :meth:`send_request`.
+        """
+        self._check_send()
+        if not self._dialect.supports_batches:
+            raise LocalProtocolError(f"JSON-RPC {self._dialect.version} has no batches")
+        if not entries:
+            raise LocalProtocolError("a batch needs at least one member (the spec forbids [])")
+        ids: list[RequestId] = []
+        parts: list[bytes] = []
+        try:
+            for method, params, expects_reply in entries:
+                params = self._check_params(params)
+                if expects_reply:
+                    id: RequestId = self._outgoing.allocate(method)
+                    ids.append(id)
+                    parts.append(self._encode(self._dialect.request(method, params, id)))
+                else:
+                    ids.append(None)
+                    parts.append(self._encode(self._dialect.notification(method, params)))
+        except LocalProtocolError:
+            for id in ids:
+                if id is not None:
+                    self._outgoing.finish(id)
+            raise
+        self._queue_payload(b"[" + b",".join(parts) + b"]")
+        return ids
+
+    def _take_incoming(self, request: RequestReceived) -> IncomingCall:
+        self._check_send()
+        call = self._incoming.pop(request.key)
+        if call is None:
+            raise LocalProtocolError(
+                f"request {request.id!r} ({request.method}) was answered already"
+            )
+        return call
+
+    def _queue_reply(self, call: IncomingCall, payload: bytes) -> None:
+        batch = call.batch
+        if batch is None:
+            self._queue_payload(payload)
+            return
+        batch.parts.append(payload)
+        batch.remaining -= 1
+        if batch.remaining == 0 and batch.sealed:
+            self._queue_payload(b"[" + b",".join(batch.parts) + b"]")
+
+    def send_response(self, request: RequestReceived, result: Any) -> None:
+        """Answer ``request`` with ``result``.
+
+        A request that came in a batch is answered in that batch's reply array, which is
+        sent once every member is answered.
+
+        Raises:
+            LocalProtocolError: the request was answered already, the connection is closed,
+                or ``result`` is not JSON (then the request is still unanswered, so the
+                caller can send an error instead).
+        """
+        call = self._take_incoming(request)
+        try:
+            payload = self._encode(self._dialect.response(request.id, result))
+        except LocalProtocolError:
+            self._incoming.add(call)
+            raise
+        self._queue_reply(call, payload)
+
+    def send_error(self, request: RequestReceived, error: RpcError) -> None:
+        """Answer ``request`` with an error.
+
+        Raises:
+            LocalProtocolError: as for :meth:`send_response` (``error.data`` must be JSON).
+        """
+        call = self._take_incoming(request)
+        try:
+            payload = self._encode(self._dialect.error_response(request.id, error))
+        except LocalProtocolError:
+            self._incoming.add(call)
+            raise
+        self._queue_reply(call, payload)
+
+    def is_cancelled(self, request: RequestReceived) -> bool:
+        """Whether the peer has sent ``$/cancelRequest`` for this unanswered request."""
+        call = self._incoming.find(request.id)
+        return call is not None and call.event.key == request.key and call.cancelled
+
+    def cancel_call(self, id: RequestId, *, notify: bool = True) -> bool:
+        """Stop waiting for this side's call ``id`` (it timed out, or its caller gave up).
+
+        The call leaves the table of calls in flight, so a late reply is dropped quietly.
+        With ``notify`` (and a dialect that has the convention, i.e. 2.0) the peer is sent
+        ``$/cancelRequest {"id": id}`` so it can stop the work.
+
+        Returns:
+            True if the call was in flight; False if it had ended already (its reply event
+            was reported or is about to be).
+        """
+        if not self._outgoing.finish(id):
+            return False
+        method = self._dialect.cancel_method
+        if notify and method is not None and self._state.state is State.OPEN:
+            self._queue_payload(self._encode(self._dialect.notification(method, {"id": id})))
+        return True
+
+    def close(self) -> None:
+        """Close this side. Every call in flight fails at once (see :class:`ConnectionClosed`).
+
+        Idempotent. Replies to requests still being served are refused afterwards.
+        """
+        if self._state.state is State.CLOSED:
+            return
+        self._state.process(Input.CLOSE)
+        self._end(ConnectionClosedError("connection closed"), by_peer=False)
+
+    # -- receiving ---------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes read from a stream transport. Then call :meth:`events_received`.
+
+        Raises:
+            LocalProtocolError: this is a message endpoint (``framing=None``), or the peer's
+                end of stream was already received.
+            RemoteProtocolError: the peer broke the framing earlier (state ``ERROR``).
+        """
+        if self._frame is None:
+            raise LocalProtocolError("this endpoint reads whole messages: use receive_message")
+        if self._state.state is not State.OPEN:
+            if self._state.process(Input.RECEIVE) is State.CLOSED:
+                return
+        self._deframer.feed(data)
+
+    def receive_message(self, message: bytes | str) -> None:
+        """Feed one whole message from a message transport (a WebSocket frame).
+
+        Raises:
+            LocalProtocolError: this is a stream endpoint.
+        """
+        if self._frame is not None:
+            raise LocalProtocolError("this endpoint reads a byte stream: use receive_data")
+        if self._state.state is not State.OPEN:
+            if self._state.process(Input.RECEIVE) is State.CLOSED:
+                return
+        if isinstance(message, str):
+            try:
+                message = message.encode("utf-8")
+            except UnicodeEncodeError:
+                message = b"\xff"  # not UTF-8: reported as a parse error like any bad bytes
+        self._deframer.feed(message)
+
+    def receive_eof(self) -> None:
+        """The peer's stream ended. Every call in flight fails; :class:`ConnectionClosed`
+        is the last event. Idempotent."""
+        if self._state.state is State.CLOSED:
+            return
+        if self._state.state is State.OPEN:
+            self._process_frames(ignore_bound=True)
+            if self._state.state is State.OPEN:
+                problem = self._deframer.feed_eof()
+                if problem is not None:
+                    self._events.append(InvalidMessageReceived(problem, None, fatal=True))
+        self._state.process(Input.RECEIVE_EOF)
+        self._end(ConnectionClosedError("connection closed by peer"), by_peer=True)
+
+    # -- output ------------------------------------------------------------------------
+
+    def events_received(self) -> list[Event]:
+        """Parse what was received and return the events, oldest first.
+
+        Also the place where reading resumes after a pause: call it again after answering
+        requests when :meth:`wants_data` was false.
+        """
+        if self._state.state is State.OPEN:
+            self._process_frames(ignore_bound=False)
+        events = self._events
+        if events:
+            self._events = []
+        return events
+
+    def data_to_send(self) -> list[bytes]:
+        """Take the bytes queued for the peer: framed chunks for a stream endpoint (write
+        them in order), whole messages for a message endpoint (one per transport message)."""
+        out = self._out
+        if out:
+            self._out = []
+            self._out_size = 0
+        return out
+
+    def close_expected(self) -> bool:
+        """Whether the runtime should close the transport after flushing ``data_to_send()``
+        (the connection is closed, or the peer broke the framing beyond repair)."""
+        return self._state.state is not State.OPEN
+
+    def wants_data(self) -> bool:
+        """Whether the runtime should read more from the transport now.
+
+        False while the peer's unanswered requests are at ``max_pending_requests`` and
+        this side has no call in flight (so the peer feels flow control instead of memory
+        growing); true again once replies free room. Always false once not open.
+        """
+        if self._state.state is not State.OPEN:
+            return False
+        return len(self._incoming) < self._max_pending_requests or len(self._outgoing) > 0
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _process_frames(self, *, ignore_bound: bool) -> None:
+        deframer = self._deframer
+        incoming = self._incoming
+        bound = self._max_pending_requests
+        while self._state.state is State.OPEN:
+            if not ignore_bound and len(incoming) >= bound and not self._outgoing:
+                return  # paused: the rest stays in the deframer until replies free room
+            frame = deframer.next_frame()
+            if frame is None:
+                return
+            if type(frame) is bytes:
+                self._handle_payload(frame)
+            else:
+                assert isinstance(frame, FramingError)
+                self._handle_framing_error(frame)
+
+    def _handle_framing_error(self, error: FramingError) -> None:
+        if isinstance(error, MessageTooLargeError):
+            reply: RpcError = RpcInvalidError(
+                "Message too large", data={"reason": "message too large", "limit": error.limit}
+            )
+        else:
+            reply = RpcParseError(data={"reason": error.reason})
+        self._queue_payload(self._encode(self._dialect.error_response(None, reply)))
+        self._events.append(InvalidMessageReceived(error, None, fatal=not error.recoverable))
+        if not error.recoverable:
+            self._state.process(Input.PROTOCOL_ERROR)
+
+    def _handle_payload(self, payload: bytes) -> None:
+        if self.trace is not None:
+            self.trace("<--", payload)
+        try:
+            value = self._loads(payload)
+        except JsonDecodeError as exc:
+            error = RpcParseError(data={"reason": str(exc)[:200]})
+            self._queue_payload(self._encode(self._dialect.error_response(None, error)))
+            self._events.append(InvalidMessageReceived(error))
+            return
+        if type(value) is list and self._dialect.supports_batches:
+            self._handle_batch(value)
+        else:
+            self._handle_item(self._dialect.decode(value), None)
+
+    def _handle_batch(self, values: list[Any]) -> None:
+        # "If the batch rpc call itself fails to be recognized as an valid JSON or as an
+        # Array with at least one value, the response from the Server MUST be a single
+        # Response object." (spec section 6)
+        if not values or len(values) > self._max_batch_size:
+            data: Any = (
+                "empty batch"
+                if not values
+                else {"reason": "batch too large", "limit": self._max_batch_size}
+            )
+            error = RpcInvalidError(data=data)
+            self._queue_payload(self._encode(self._dialect.error_response(None, error)))
+            self._events.append(InvalidMessageReceived(error))
+            return
+        batch = BatchReply()
+        decode = self._dialect.decode
+        for value in values:
+            self._handle_item(decode(value), batch)
+        batch.sealed = True
+        # "If there are no Response objects contained within the Response array as it is
+        # to be sent to the client, the server MUST NOT return an empty Array and should
+        # return nothing at all."
+        if batch.remaining == 0 and batch.parts:
+            self._queue_payload(b"[" + b",".join(batch.parts) + b"]")
+
+    def _reply_now(self, id: RequestId, error: RpcError, batch: BatchReply | None) -> None:
+        payload = self._encode(self._dialect.error_response(id, error))
+        if batch is None:
+            self._queue_payload(payload)
+        else:
+            batch.parts.append(payload)
+
+    def _handle_item(self, item: Request | Notification | Response | ErrorResponse | Invalid, batch: BatchReply | None) -> None:
+        kind = type(item)
+        if kind is Request:
+            assert isinstance(item, Request)
+            incoming = self._incoming
+            if batch is None and len(incoming) >= self._max_pending_requests:
+                # Only reachable while this side has a call in flight (else reading is
+                # paused): the reader must keep reading so that reply gets through.
+                self._reply_now(
+                    item.id,
+                    RpcServerBusyError(
+                        data={"reason": "too many requests in flight",
+                              "limit": self._max_pending_requests}
+                    ),
+                    None,
+                )
+                return
+            event = RequestReceived(item.id, item.method, item.params, incoming.next_key())
+            incoming.add(IncomingCall(event, batch))
+            if batch is not None:
+                batch.remaining += 1
+            self._events.append(event)
+        elif kind is Response or kind is ErrorResponse:
+            assert isinstance(item, (Response, ErrorResponse))
+            if self._outgoing.finish(item.id):
+                if kind is Response:
+                    assert isinstance(item, Response)
+                    self._events.append(ResponseReceived(item.id, item.result))
+                else:
+                    assert isinstance(item, ErrorResponse)
+                    self._events.append(ErrorReceived(item.id, item.error))
+            elif not self._outgoing.was_ours(item.id):
+                # A late reply to a call given up on is dropped quietly; anything else is
+                # the peer's mistake, reported (never answered: replies are not answered).
+                self._events.append(
+                    InvalidMessageReceived(
+                        RemoteProtocolError(f"reply to unknown id {item.id!r}"), item.id
+                    )
+                )
+        elif kind is Notification:
+            assert isinstance(item, Notification)
+            if item.method == "$/cancelRequest":
+                self._handle_cancel(item.params)
+            else:
+                self._events.append(NotificationReceived(item.method, item.params))
+        else:
+            assert isinstance(item, Invalid)
+            if not item.is_response:
+                self._reply_now(item.id, item.error, batch)
+            self._events.append(InvalidMessageReceived(item.error, item.id))
+
+    def _handle_cancel(self, params: Params) -> None:
+        # LSP: "params: CancelParams" with "id: integer | string". A notification is never
+        # answered, so a malformed one is only reported.
+        if not isinstance(params, dict) or "id" not in params:
+            self._events.append(
+                InvalidMessageReceived(RemoteProtocolError("$/cancelRequest without an id"))
+            )
+            return
+        call = self._incoming.find(params["id"])
+        if call is not None and not call.cancelled:
+            call.cancelled = True
+            self._events.append(CancelRequested(call.event))
+        # A cancel for a request already answered (or never seen) is ignored: it raced
+        # with the reply, which is normal.
+
+    def _end(self, error: TransportError, *, by_peer: bool) -> None:
+        failed = self._outgoing.drain()
+        self._incoming.clear()
+        self._events.append(ConnectionClosed(error, failed, by_peer))

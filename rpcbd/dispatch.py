@@ -1,0 +1,230 @@
+"""Handlers and the method registry: which Python methods the wire may call, and how a
+call's params bind to them. No I/O; the runtimes decide where a method runs.
+
+Exposure rules (the security boundary; tested in tests/test_dispatch.py):
+
+- Exposed: public methods defined by the user's class and its user-defined bases.
+- Never exposed: names starting with ``_`` (unless decorated ``@exposed``), ``@hidden``
+  methods, anything defined on :class:`Handler` itself (``on_connect``, ...), attributes
+  that are not functions. A wire name is looked up in a table built once per class, so no
+  attribute traversal (``a.b.__class__``) is possible from the wire.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from rpcbd.exceptions import RpcInvalidParamsError
+
+if TYPE_CHECKING:
+    from rpcbd.typing import Params
+
+__all__ = [
+    "CALLBACK_PREFIX",
+    "Handler",
+    "MethodInfo",
+    "MethodTable",
+    "bind_params",
+    "exposed",
+    "hidden",
+    "mayblock",
+    "method_table",
+    "willnotblock",
+]
+
+#: Method names of implicit callbacks: ``rpc.callback.<uuid4>``.
+CALLBACK_PREFIX = "rpc.callback."
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Handler:
+    """Base class of request handlers.
+
+    Subclass it and define methods; each public method becomes a JSON-RPC method. One
+    instance is made per connection and handler class, with :attr:`connection` set to the
+    connection it serves, so a handler can call the other side through
+    ``self.connection.request.x(...)``.
+
+    Class attributes:
+        assume_methods_block: where undecorated methods run. ``True`` (default): on the
+            worker pool, so they may block and call back. ``False``: inline on the
+            connection's reader thread (fast; must not block). ``None``: every exposed
+            method must say, with ``@mayblock`` or ``@willnotblock``.
+    """
+
+    assume_methods_block: bool | None = True
+    connection: Any = None
+
+    def on_connect(self) -> None:
+        """Called once when the connection opens (override to use)."""
+
+    def on_disconnect(self) -> None:
+        """Called once after the connection closed (override to use)."""
+
+
+def _mark(func: Any, attribute: str, value: Any) -> None:
+    target = func.__func__ if isinstance(func, (staticmethod, classmethod)) else func
+    setattr(target, attribute, value)
+
+
+@overload
+def exposed(func: F) -> F: ...
+@overload
+def exposed(func: str | None = None, *, name: str | None = None) -> Callable[[F], F]: ...
+
+
+def exposed(func: Any = None, *, name: str | None = None) -> Any:
+    """Expose a method: also one whose name starts with ``_``, and under another wire name.
+
+    ``@exposed``, ``@exposed("textDocument/hover")`` or ``@exposed(name="$/progress")``.
+    """
+    if isinstance(func, str):
+        name, func = func, None
+
+    def decorate(f: F) -> F:
+        _mark(f, "_rpcbd_exposed", True)
+        if name is not None:
+            _mark(f, "_rpcbd_name", name)
+        return f
+
+    return decorate if func is None else decorate(func)
+
+
+def hidden(func: F) -> F:
+    """Never expose this method to the wire."""
+    _mark(func, "_rpcbd_hidden", True)
+    return func
+
+
+def mayblock(func: F) -> F:
+    """Run this method on the worker pool: it may block and may call the other side."""
+    _mark(func, "_rpcbd_blocks", True)
+    return func
+
+
+def willnotblock(func: F) -> F:
+    """Run this method inline on the reader thread (or event loop): it must not block."""
+    _mark(func, "_rpcbd_blocks", False)
+    return func
+
+
+@dataclass(frozen=True, slots=True)
+class MethodInfo:
+    """One exposed method.
+
+    Attributes:
+        name: the wire name (with any prefix).
+        attribute: the Python attribute on the handler class.
+        handler_class: the class that holds it.
+        blocks: True to run on the worker pool, False to run inline.
+        is_async: whether it is an ``async def`` (runs as a task in asyncio).
+        signature: the signature of the bound method (without ``self``).
+    """
+
+    name: str
+    attribute: str
+    handler_class: type
+    blocks: bool
+    is_async: bool
+    signature: inspect.Signature
+
+
+#: A wire name to its method.
+MethodTable = dict[str, MethodInfo]
+
+_TABLES: dict[tuple[type, str | None], MethodTable] = {}
+
+
+def _function_of(value: Any) -> Callable[..., Any] | None:
+    if isinstance(value, (staticmethod, classmethod)):
+        value = value.__func__
+    if inspect.isfunction(value):
+        return value
+    return None
+
+
+def method_table(cls: type, prefix: str | None = None) -> MethodTable:
+    """The exposed methods of handler class ``cls``, by wire name (cached per class).
+
+    Raises:
+        TypeError: ``cls`` has ``assume_methods_block = None`` and an exposed method
+            without ``@mayblock`` / ``@willnotblock``.
+    """
+    key = (cls, prefix)
+    table = _TABLES.get(key)
+    if table is not None:
+        return table
+    table = {}
+    seen: set[str] = set()
+    default_blocks = getattr(cls, "assume_methods_block", True)
+    undecided: list[str] = []
+    for klass in cls.__mro__:
+        if klass in Handler.__mro__:  # Handler itself and object expose nothing
+            continue
+        for attribute, value in vars(klass).items():
+            if attribute in seen:
+                continue  # a subclass's definition (or hiding) wins
+            seen.add(attribute)
+            func = _function_of(value)
+            if func is None or getattr(func, "_rpcbd_hidden", False):
+                continue
+            explicit = getattr(func, "_rpcbd_exposed", False)
+            if attribute.startswith("_") and not explicit:
+                continue
+            if attribute in vars(Handler) and not explicit:
+                continue  # on_connect and friends are hooks, not methods
+            blocks = getattr(func, "_rpcbd_blocks", default_blocks)
+            if blocks is None:
+                undecided.append(attribute)
+                continue
+            wire = getattr(func, "_rpcbd_name", attribute)
+            if prefix:
+                wire = f"{prefix}.{wire}"
+            bound_signature = inspect.signature(func)
+            if not isinstance(value, staticmethod):
+                params = list(bound_signature.parameters.values())[1:]
+                bound_signature = bound_signature.replace(parameters=params)
+            table[wire] = MethodInfo(
+                wire,
+                attribute,
+                cls,
+                bool(blocks),
+                inspect.iscoroutinefunction(func),
+                bound_signature,
+            )
+    if undecided:
+        raise TypeError(
+            f"{cls.__name__} has assume_methods_block = None, so every method needs "
+            f"@mayblock or @willnotblock; missing on: {', '.join(sorted(undecided))}"
+        )
+    _TABLES[key] = table
+    return table
+
+
+def bind_params(info: MethodInfo, params: Params) -> tuple[list[Any], dict[str, Any]]:
+    """Bind JSON-RPC params to the method's signature.
+
+    Returns:
+        ``(args, kwargs)`` to call the bound method with.
+
+    Raises:
+        RpcInvalidParamsError: the params do not fit the signature (``data`` says why).
+    """
+    if params is None:
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+    elif type(params) is list:
+        args, kwargs = params, {}
+    elif type(params) is dict:
+        args, kwargs = [], params
+    else:
+        raise RpcInvalidParamsError(data="params must be an array or an object")
+    try:
+        info.signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise RpcInvalidParamsError(data=str(exc)) from None
+    return args, kwargs

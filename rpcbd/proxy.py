@@ -1,0 +1,66 @@
+"""Attribute-style call builders shared by both runtimes.
+
+``connection.request.foo.echo(1)`` calls ``"foo.echo"``; ``connection.request("a/b",
+timeout=5)(1)`` names the method explicitly. Positional arguments send a JSON array,
+keyword arguments a JSON object; mixing them is a ValueError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rpcbd.typing import Params
+
+__all__ = ["MethodProxy", "make_params"]
+
+#: ``invoke(method, params, options) -> whatever the proxy returns``.
+Invoker = Callable[[str, tuple[Any, ...], dict[str, Any], dict[str, Any]], Any]
+
+
+def make_params(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Params:
+    """JSON-RPC params from Python arguments.
+
+    Raises:
+        ValueError: both positional and keyword arguments were given.
+    """
+    if kwargs:
+        if args:
+            raise ValueError(
+                "JSON-RPC params are either positional (an array) or named (an object); "
+                "do not mix positional and keyword arguments"
+            )
+        return kwargs
+    return list(args) if args else None
+
+
+class MethodProxy:
+    """Builds a method name from attribute access; calling it invokes the method.
+
+    ``proxy.a.b(1)`` invokes ``"a.b"``; ``proxy("a/b", timeout=3)(1)`` invokes ``"a/b"``
+    with per-call options.
+    """
+
+    __slots__ = ("_invoke", "_name", "_options")
+
+    def __init__(self, invoke: Invoker, name: str = "", options: dict[str, Any] | None = None):
+        self._invoke = invoke
+        self._name = name
+        self._options = options or {}
+
+    def __getattr__(self, name: str) -> MethodProxy:
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)  # keep copy, pickle and friends from probing
+        full = f"{self._name}.{name}" if self._name else name
+        return MethodProxy(self._invoke, full, self._options)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not self._name:
+            # proxy("method name", timeout=...) -> a callable for that method
+            if len(args) != 1 or not isinstance(args[0], str):
+                raise TypeError('name the method first: proxy("method")(*args) or proxy.method(*args)')
+            return MethodProxy(self._invoke, args[0], {**self._options, **kwargs})
+        return self._invoke(self._name, args, kwargs, self._options)
+
+    def __repr__(self) -> str:
+        return f"<MethodProxy {self._name or '(unnamed)'}>"

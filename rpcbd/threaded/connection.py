@@ -1,0 +1,930 @@
+"""A connection of the threaded runtime: one Endpoint, one lock, one reader thread.
+
+Every thread follows the same steps (STYLE.md practice 8): under ``_lock`` it feeds or
+queues, collects the endpoint's events and takes its output; then, with no lock held, it
+writes and dispatches.
+
+Writing: whoever holds ``_write_lock`` writes until the endpoint's buffer is empty and
+releases the lock *while holding* ``_lock``, so a message queued by another thread is
+either seen by that writer or finds the write lock free. The reader thread never blocks
+on the write lock (it would stop reading while the peer waits for us to read: a
+deadlock); a caller thread waits for room when too much output is buffered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from rpcbd.context import CallContext, _reset_current, _set_current
+from rpcbd.core.endpoint import Endpoint
+from rpcbd.core.events import (
+    CancelRequested,
+    ConnectionClosed,
+    ErrorReceived,
+    Event,
+    InvalidMessageReceived,
+    NotificationReceived,
+    RequestReceived,
+    ResponseReceived,
+)
+from rpcbd.core.state import State
+from rpcbd.dispatch import CALLBACK_PREFIX, Handler, MethodInfo, bind_params
+from rpcbd.exceptions import (
+    ConnectionClosedError,
+    LocalProtocolError,
+    RpcCancelledError,
+    RpcError,
+    RpcInternalError,
+    RpcMethodNotFoundError,
+    RpcServerBusyError,
+    RpcTimeoutError,
+    TransportError,
+)
+from rpcbd.proxy import MethodProxy, make_params
+from rpcbd.typing import Params, RequestId
+
+if TYPE_CHECKING:
+    from rpcbd.threaded.peer import ConnectionGroup, Dispatcher, ThreadedPeer
+    from rpcbd.transports.base import Transport
+
+__all__ = ["AsyncProxy", "BatchedCallsProxy", "Connection", "RemoteCallback"]
+
+log = logging.getLogger("rpcbd")
+wire_log = logging.getLogger("rpcbd.wire")
+
+#: A caller thread queuing output waits while more than this many bytes are unsent.
+HIGH_WATER = 4 * 1024 * 1024
+
+_USE_DEFAULT = -1
+
+
+class RemoteCallback(str):
+    """An implicit callback the peer passed as an argument (``rpc.callback.<uuid>``).
+
+    It is the method name (a ``str``), so code that treats it as one keeps working, and it
+    is callable: ``callback(*args)`` sends a notification; ``callback.request(*args)``
+    makes a blocking call and returns its result.
+    """
+
+    __slots__ = ("_connection",)
+    _connection: Connection
+
+    def __new__(cls, name: str, connection: Connection) -> RemoteCallback:
+        self = super().__new__(cls, name)
+        self._connection = connection
+        return self
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        self._connection.notification(str(self))(*args, **kwargs)
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the callback and wait for what it returns."""
+        return self._connection.request(str(self))(*args, **kwargs)
+
+
+class _CallbackJob:
+    """A callback invocation handed to the thread that waits for the call."""
+
+    __slots__ = ("event", "function")
+
+    def __init__(self, event: RequestReceived | NotificationReceived, function: Callable[..., Any]):
+        self.event = event
+        self.function = function
+
+
+class _Waiter:
+    """One call in flight: a blocking caller's queue, or a future."""
+
+    __slots__ = ("callbacks", "future", "method", "queue", "timeout", "timer")
+
+    def __init__(self, method: str, future: Future[Any] | None = None) -> None:
+        self.method = method
+        self.future = future
+        self.queue: queue.SimpleQueue[Any] | None = None if future else queue.SimpleQueue()
+        self.callbacks: list[str] = []
+        self.timer: int | None = None
+        self.timeout: float | None = None
+
+    def deliver(self, ok: bool, value: Any) -> None:
+        if self.queue is not None:
+            self.queue.put((ok, value))
+            return
+        assert self.future is not None
+        with contextlib.suppress(Exception):  # the user may have cancelled the future
+            if ok:
+                self.future.set_result(value)
+            else:
+                self.future.set_exception(value)
+
+
+def _fresh(error: TransportError) -> TransportError:
+    # One exception instance must not be raised in several threads at once (tracebacks).
+    fresh = type(error)(*error.args)
+    fresh.__cause__ = error.__cause__
+    return fresh
+
+
+def _is_callback(value: Any) -> bool:
+    return callable(value) and not isinstance(value, (str, type))
+
+
+class Connection:
+    """A connection to the peer; either side can call the other.
+
+    Attributes:
+        request: ``connection.request.echo(x)`` blocks for the result;
+            ``connection.request("a/b", timeout=5)(x)`` for other names and options.
+        notification: ``connection.notification.log(x)`` sends and returns at once
+            (alias ``notify``).
+        future: ``connection.future.echo(x)`` returns a ``concurrent.futures.Future``.
+        description: who the peer is, e.g. ``tcp://127.0.0.1:50312``.
+        connection_group: the group whose dispatchers serve calls from the peer.
+        default_timeout: seconds a call waits in silence; None waits forever.
+    """
+
+    def __init__(
+        self,
+        peer: ThreadedPeer,
+        transport: Transport,
+        group: ConnectionGroup,
+        *,
+        options: dict[str, Any],
+        default_timeout: float | None,
+    ) -> None:
+        self._peer = peer
+        self._transport = transport
+        self.connection_group = group
+        self.description = transport.description
+        self.default_timeout = default_timeout
+        framing = None if transport.message_based else (options.get("framing") or transport.default_framing)
+        self._endpoint = Endpoint(
+            group.dialect,
+            framing,
+            max_message_size=options["max_message_size"],
+            max_batch_size=options["max_batch_size"],
+            max_pending_requests=options["max_pending_requests"],
+            serializer=options["serializer"],
+            trace=self._trace if wire_log.isEnabledFor(logging.DEBUG) else None,
+        )
+        self._message_based = transport.message_based
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._write_lock = threading.Lock()
+        self._waiters: dict[RequestId, _Waiter] = {}
+        self._callbacks: dict[str, tuple[_Waiter, Callable[..., Any]]] = {}
+        self._serving: dict[int, CallContext] = {}
+        self._handlers: dict[type, Handler] = {}
+        self._handlers_lock = threading.Lock()
+        self._paused = False
+        self._closed_event = threading.Event()
+        self._finished = False
+        self._reader: threading.Thread | None = None
+        self.request = MethodProxy(self._invoke_request)
+        self.notification = MethodProxy(self._invoke_notification)
+        self.notify = self.notification
+        self.future = MethodProxy(self._invoke_future)
+
+    # -- life cycle --------------------------------------------------------------------
+
+    def _start(self) -> None:
+        self._reader = threading.Thread(
+            target=self._run_reader, name=f"rpcbd-reader {self.description}"
+        )
+        self._reader.start()
+
+    @property
+    def closed(self) -> bool:
+        """True as soon as either side has closed the connection."""
+        return self._endpoint.state is not State.OPEN
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        """Block until the connection has closed and its reader stopped; False on timeout."""
+        return self._closed_event.wait(timeout)
+
+    def close(self) -> None:
+        """Close the connection: fail every call in flight at once, send what is queued,
+        and return once the reader thread has stopped (unless called from it)."""
+        with self._lock:
+            events: list[Event] = []
+            if self._endpoint.state is State.OPEN:
+                self._endpoint.close()
+                events = self._endpoint.events_received()
+            self._cond.notify_all()
+        self._dispatch(events)
+        # Send what was queued before the close (a last notification, say), briefly.
+        if self._write_lock.acquire(timeout=2.0):
+            self._write_pending()
+        self._transport.abort()
+        reader = self._reader
+        if reader is not None and reader is not threading.current_thread():
+            reader.join()
+        elif reader is None:
+            self._finish()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<Connection {self.description} {state}>"
+
+    # -- reading -----------------------------------------------------------------------
+
+    def _trace(self, direction: str, payload: bytes) -> None:
+        wire_log.debug("%s %s", direction, payload.decode("utf-8", "replace"))
+
+    def _run_reader(self) -> None:
+        try:
+            self._call_hooks("on_connect")
+            self._read_loop()
+        except BaseException:
+            log.exception("reader of %s failed", self.description)
+        finally:
+            self._finish()
+
+    def _read_loop(self) -> None:
+        endpoint = self._endpoint
+        transport = self._transport
+        lock = self._lock
+        while True:
+            with lock:
+                if endpoint.state is not State.OPEN:
+                    return
+                if endpoint.wants_data():
+                    events = None
+                else:
+                    # Back pressure: too many unanswered requests and no call of ours in
+                    # flight. Replies (or a call of ours) wake us.
+                    self._paused = True
+                    self._cond.wait()
+                    self._paused = False
+                    events = endpoint.events_received()
+            if events is None:
+                try:
+                    data = transport.read()
+                except OSError as exc:
+                    log.debug("read from %s failed: %s", self.description, exc)
+                    data = None
+                with lock:
+                    if data is None:
+                        endpoint.receive_eof()
+                    elif self._message_based:
+                        endpoint.receive_message(data)
+                    else:
+                        assert isinstance(data, bytes)
+                        endpoint.receive_data(data)
+                    events = endpoint.events_received()
+            self._flush()
+            if events:
+                self._dispatch(events)
+
+    def _finish(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        with self._lock:
+            self._endpoint.close()
+            events = self._endpoint.events_received()
+        self._dispatch(events)
+        if self._write_lock.acquire(blocking=False):
+            self._write_pending()  # e.g. the error reply before closing on bad framing
+        for context in list(self._serving.values()):
+            context.cancel()  # nobody waits for these results any more
+        self._transport.abort()
+        self._transport.close()
+        self._peer._connection_closed(self)
+        self._closed_event.set()
+        self._call_hooks("on_disconnect")
+
+    # -- writing -----------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        """Write what the endpoint has queued, unless another thread is writing (it will)."""
+        if self._write_lock.acquire(blocking=False):
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        # Called holding _write_lock; releases it.
+        endpoint = self._endpoint
+        try:
+            while True:
+                with self._lock:
+                    chunks = endpoint.data_to_send()
+                    if not chunks:
+                        self._write_lock.release()
+                        self._cond.notify_all()  # wake callers waiting for room
+                        return
+                self._transport.write(chunks)
+        except BaseException as exc:
+            self._write_lock.release()
+            if not isinstance(exc, (OSError, TransportError)):
+                raise
+            log.debug("write to %s failed: %s", self.description, exc)
+            self._transport.abort()  # the reader sees end of stream and cleans up
+
+    def _wait_for_room(self) -> None:
+        """Caller threads (not the reader) wait while too much output is unsent."""
+        if (
+            self._endpoint.bytes_to_send > HIGH_WATER
+            and threading.current_thread() is not self._reader
+        ):
+            with self._lock:
+                while self._endpoint.bytes_to_send > HIGH_WATER and not self.closed:
+                    if not self._write_lock.locked():
+                        break  # nobody writing: our own _flush will
+                    self._cond.wait()
+
+    # -- calling the peer --------------------------------------------------------------
+
+    def _resolve_timeout(self, timeout: Any) -> float | None:
+        if timeout == _USE_DEFAULT and not isinstance(timeout, bool):
+            timeout = self.default_timeout
+            if timeout == _USE_DEFAULT:
+                timeout = self._peer.default_timeout
+        if timeout is not None and timeout < 0:
+            raise ValueError("timeout must be None, -1 (the default) or >= 0 seconds")
+        return timeout  # type: ignore[no-any-return]
+
+    def _export_callbacks(self, params: Params, waiter: _Waiter) -> Params:
+        """Replace callables in ``params`` by ``rpc.callback.<uuid4>`` names."""
+        if type(params) is list:
+            if not any(_is_callback(value) for value in params):
+                return params
+            return [self._export_one(value, waiter) for value in params]
+        if type(params) is dict:
+            if not any(_is_callback(value) for value in params.values()):
+                return params
+            return {key: self._export_one(value, waiter) for key, value in params.items()}
+        return params
+
+    def _export_one(self, value: Any, waiter: _Waiter) -> Any:
+        if not _is_callback(value):
+            return value
+        name = f"{CALLBACK_PREFIX}{uuid.uuid4()}"
+        waiter.callbacks.append(name)
+        self._callbacks[name] = (waiter, value)
+        return name
+
+    def _send_request(self, method: str, params: Params, waiter: _Waiter) -> RequestId:
+        with self._lock:
+            endpoint = self._endpoint
+            if endpoint.state is not State.OPEN:
+                raise ConnectionClosedError(f"connection to {self.description} is closed")
+            params = self._export_callbacks(params, waiter)
+            try:
+                id = endpoint.send_request(method, params)
+            except BaseException:
+                self._drop_callbacks(waiter)
+                raise
+            self._waiters[id] = waiter
+            if self._paused:
+                self._cond.notify_all()  # a call of ours in flight: the reader must read
+        self._flush()
+        self._wait_for_room()
+        return id
+
+    def _drop_callbacks(self, waiter: _Waiter) -> None:
+        for name in waiter.callbacks:
+            self._callbacks.pop(name, None)
+
+    def _give_up(self, id: RequestId) -> bool:
+        """Stop waiting for call ``id`` and ask the peer to cancel it; False if its reply
+        is already on its way to the waiter."""
+        with self._lock:
+            gave_up = self._endpoint.cancel_call(id)
+            if gave_up:
+                waiter = self._waiters.pop(id, None)
+                if waiter is not None:
+                    self._drop_callbacks(waiter)
+        if gave_up:
+            self._flush()
+        return gave_up
+
+    def call(self, method: str, *args: Any, timeout: Any = _USE_DEFAULT, **kwargs: Any) -> Any:
+        """Call ``method`` and block for its result.
+
+        Implicit callbacks (callables among the arguments) run in this thread while it
+        waits, in the order the peer calls them. The timeout bounds silence: it restarts
+        whenever a callback for this call arrives.
+
+        Raises:
+            RpcError: the peer replied with an error (its code, message and data kept).
+            RpcTimeoutError: no reply within ``timeout`` (``$/cancelRequest`` was sent).
+            ConnectionClosedError: the connection closed before the reply.
+            LocalProtocolError: called from this connection's reader thread, where a
+                blocking call would deadlock.
+            ValueError: both positional and keyword arguments.
+        """
+        return self._call(method, args, kwargs, timeout)
+
+    def _call(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: Any) -> Any:
+        if threading.current_thread() is self._reader:
+            raise LocalProtocolError(
+                f"blocking call to {method!r} from the reader thread of {self.description} "
+                "would deadlock (the reply could never be read): make the handler @mayblock, "
+                "or use connection.future / connection.notification here"
+            )
+        wait = self._resolve_timeout(timeout)
+        waiter = _Waiter(method)
+        id = self._send_request(method, make_params(args, kwargs), waiter)
+        assert waiter.queue is not None
+        get = waiter.queue.get
+        try:
+            while True:
+                try:
+                    item = get(timeout=wait) if wait is not None else get()
+                except queue.Empty:
+                    if self._give_up(id):
+                        raise RpcTimeoutError(
+                            f"no reply to {method!r} from {self.description} within {wait} s"
+                        ) from None
+                    wait = None  # the reply is being delivered right now
+                    continue
+                if type(item) is _CallbackJob:
+                    self._run_callback(item)
+                    continue
+                ok, value = item
+                if ok:
+                    return value
+                raise value
+        finally:
+            if waiter.callbacks:
+                with self._lock:
+                    self._drop_callbacks(waiter)
+
+    def _invoke_request(
+        self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
+    ) -> Any:
+        return self._call(method, args, kwargs, options.get("timeout", _USE_DEFAULT))
+
+    def _invoke_notification(
+        self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
+    ) -> None:
+        self.send_notification(method, make_params(args, kwargs))
+
+    def send_notification(self, method: str, params: Params = None) -> None:
+        """Send a notification (no reply). Raises ConnectionClosedError if closed."""
+        with self._lock:
+            if self._endpoint.state is not State.OPEN:
+                raise ConnectionClosedError(f"connection to {self.description} is closed")
+            self._endpoint.send_notification(method, params)
+        self._flush()
+        self._wait_for_room()
+
+    def _invoke_future(
+        self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
+    ) -> Future[Any]:
+        return self.call_future(method, make_params(args, kwargs), options.get("timeout", _USE_DEFAULT))
+
+    def call_future(self, method: str, params: Params = None, timeout: Any = _USE_DEFAULT) -> Future[Any]:
+        """Send a request and return a ``concurrent.futures.Future`` for its result.
+
+        Implicit callbacks of a future call run on the worker pool. Cancelling the future
+        sends ``$/cancelRequest``.
+        """
+        future: Future[Any] = Future()
+        waiter = _Waiter(method, future)
+        waiter.timeout = self._resolve_timeout(timeout)
+        id = self._send_request(method, params, waiter)
+        self._arm_timer(id, waiter)
+        future.add_done_callback(partial(self._future_done, id))
+        return future
+
+    def _arm_timer(self, id: RequestId, waiter: _Waiter) -> None:
+        if waiter.timeout is None:
+            return
+        timer = self._peer._timer
+        if waiter.timer is not None:
+            timer.cancel(waiter.timer)
+        waiter.timer = timer.call_at(
+            time.monotonic() + waiter.timeout, partial(self._expire, id, waiter)
+        )
+
+    def _expire(self, id: RequestId, waiter: _Waiter) -> None:
+        if self._give_up(id):
+            waiter.deliver(
+                False,
+                RpcTimeoutError(
+                    f"no reply to {waiter.method!r} from {self.description} within {waiter.timeout} s"
+                ),
+            )
+
+    def _future_done(self, id: RequestId, future: Future[Any]) -> None:
+        if future.cancelled():
+            self._give_up(id)
+
+    def create_async_proxy(
+        self, result_handler: Callable[[Any, Any], None] | None = None
+    ) -> AsyncProxy:
+        """A proxy whose calls return a key at once and report later.
+
+        ``proxy.method(...)`` sends the request and returns its key (the request id);
+        ``result_handler(key, result_or_error)`` is called on the worker pool when the
+        reply arrives (``result_or_error`` is an :class:`RpcError`, or a
+        :class:`TransportError` on timeout or close). ``proxy("a.b")(...)`` for dotted or
+        computed names.
+        """
+        return AsyncProxy(self, result_handler)
+
+    def create_batchedcalls_proxy(self) -> BatchedCallsProxy:
+        """A proxy that queues calls and sends them as one JSON-RPC batch (2.0 only)."""
+        return BatchedCallsProxy(self)
+
+    def _send_batch(self, entries: list[tuple[str, Params, bool]], timeout: float | None) -> list[Future[Any]]:
+        futures: list[Future[Any]] = []
+        waiters: list[_Waiter] = []
+        with self._lock:
+            endpoint = self._endpoint
+            if endpoint.state is not State.OPEN:
+                raise ConnectionClosedError(f"connection to {self.description} is closed")
+            ids = endpoint.send_batch(entries)
+            for (method, _, expects_reply), id in zip(entries, ids):
+                if expects_reply:
+                    future: Future[Any] = Future()
+                    waiter = _Waiter(method, future)
+                    waiter.timeout = timeout
+                    self._waiters[id] = waiter
+                    futures.append(future)
+                    waiters.append(waiter)
+                    future.add_done_callback(partial(self._future_done, id))
+            if self._paused:
+                self._cond.notify_all()
+        self._flush()
+        for id, waiter in zip((i for i in ids if i is not None), waiters):
+            self._arm_timer(id, waiter)
+        return futures
+
+    # -- serving the peer --------------------------------------------------------------
+
+    def _dispatch(self, events: list[Event]) -> None:
+        for event in events:
+            kind = type(event)
+            if kind is ResponseReceived:
+                assert isinstance(event, ResponseReceived)
+                waiter = self._waiters.pop(event.id, None)
+                if waiter is not None:
+                    self._complete(waiter, True, event.result)
+            elif kind is RequestReceived or kind is NotificationReceived:
+                assert isinstance(event, (RequestReceived, NotificationReceived))
+                self._dispatch_call(event)
+            elif kind is ErrorReceived:
+                assert isinstance(event, ErrorReceived)
+                waiter = self._waiters.pop(event.id, None)
+                if waiter is not None:
+                    self._complete(waiter, False, event.error)
+            elif kind is CancelRequested:
+                assert isinstance(event, CancelRequested)
+                context = self._serving.get(event.request.key)
+                if context is not None:
+                    context.cancel()
+            elif kind is InvalidMessageReceived:
+                assert isinstance(event, InvalidMessageReceived)
+                log.warning(
+                    "%s sent an invalid message: %s%s",
+                    self.description,
+                    event.error,
+                    " (closing)" if event.fatal else "",
+                )
+            elif kind is ConnectionClosed:
+                assert isinstance(event, ConnectionClosed)
+                self._fail_all(event.error)
+
+    def _complete(self, waiter: _Waiter, ok: bool, value: Any) -> None:
+        if waiter.timer is not None:
+            self._peer._timer.cancel(waiter.timer)
+        if waiter.future is not None and waiter.callbacks:
+            with self._lock:
+                self._drop_callbacks(waiter)
+        waiter.deliver(ok, value)
+
+    def _fail_all(self, error: TransportError) -> None:
+        with self._lock:
+            waiters = list(self._waiters.values())
+            self._waiters.clear()
+        for waiter in waiters:
+            self._complete(waiter, False, _fresh(error))
+
+    def _lookup(self, method: str) -> tuple[Dispatcher, MethodInfo] | None:
+        for dispatcher in self.connection_group.dispatchers:
+            info = dispatcher.methods.get(method)
+            if info is not None:
+                return dispatcher, info
+        return None
+
+    def _dispatch_call(self, event: RequestReceived | NotificationReceived) -> None:
+        method = event.method
+        if method.startswith(CALLBACK_PREFIX):
+            self._dispatch_callback(event)
+            return
+        found = self._lookup(method)
+        is_request = type(event) is RequestReceived
+        if found is None:
+            if isinstance(event, RequestReceived):
+                self._reply(event, error=RpcMethodNotFoundError(data=method))
+            elif not method.startswith("$/"):  # LSP: unknown $/ notifications are ignored
+                log.info("%s: notification for unknown method %r dropped", self.description, method)
+            return
+        dispatcher, info = found
+        context = CallContext(
+            event.id if isinstance(event, RequestReceived) else None, method, self, threading.Event
+        )
+        if isinstance(event, RequestReceived):
+            self._serving[event.key] = context
+        if not info.blocks:
+            self._run_handler(event, info, context)
+        elif not dispatcher.pool.submit(partial(self._run_handler, event, info, context)):
+            if isinstance(event, RequestReceived):
+                self._serving.pop(event.key, None)
+                self._reply(
+                    event,
+                    error=RpcServerBusyError(
+                        data={"reason": "worker queue full", "limit": dispatcher.pool.max_queue}
+                    ),
+                )
+            else:
+                log.warning("worker queue full: notification %r dropped", method)
+        del is_request
+
+    def _wrap_remote_callbacks(self, params: Params) -> Params:
+        if type(params) is list:
+            if any(type(v) is str and v.startswith(CALLBACK_PREFIX) for v in params):
+                return [
+                    RemoteCallback(v, self) if type(v) is str and v.startswith(CALLBACK_PREFIX) else v
+                    for v in params
+                ]
+        elif type(params) is dict:
+            if any(type(v) is str and v.startswith(CALLBACK_PREFIX) for v in params.values()):
+                return {
+                    k: RemoteCallback(v, self) if type(v) is str and v.startswith(CALLBACK_PREFIX) else v
+                    for k, v in params.items()
+                }
+        return params
+
+    def _handler_instance(self, cls: type) -> Handler:
+        handler = self._handlers.get(cls)
+        if handler is None:
+            with self._handlers_lock:
+                handler = self._handlers.get(cls)
+                if handler is None:
+                    handler = cls.__new__(cls)
+                    handler.connection = self
+                    handler.__init__()  # type: ignore[misc]
+                    self._handlers[cls] = handler
+        return handler
+
+    def _run_handler(
+        self, event: RequestReceived | NotificationReceived, info: MethodInfo, context: CallContext
+    ) -> None:
+        is_request = isinstance(event, RequestReceived)
+        result: Any = None
+        error: RpcError | None = None
+        if context.cancelled:
+            error = RpcCancelledError()  # cancelled while queued: never starts
+        else:
+            token = _set_current(context)
+            try:
+                args, kwargs = bind_params(info, self._wrap_remote_callbacks(event.params))
+                handler = self._handler_instance(info.handler_class)
+                result = getattr(handler, info.attribute)(*args, **kwargs)
+                if info.is_async:
+                    result.close()
+                    raise TypeError(
+                        f"{info.name} is an async def method; serve it with rpcbd.aio.AsyncPeer"
+                    )
+            except RpcError as exc:
+                error = exc
+            except Exception:
+                log.exception("handler for %r raised", event.method)
+                error = RpcInternalError()
+            finally:
+                _reset_current(token)
+        if isinstance(event, RequestReceived):
+            self._serving.pop(event.key, None)
+            self._reply(event, result, error)
+        elif error is not None and not isinstance(error, RpcInternalError):
+            log.warning("notification %r failed: %s", event.method, error)
+        del is_request
+
+    def _reply(self, event: RequestReceived, result: Any = None, error: RpcError | None = None) -> None:
+        with self._lock:
+            endpoint = self._endpoint
+            if endpoint.state is not State.OPEN:
+                return  # the caller is gone; nobody can receive the reply
+            try:
+                if error is None:
+                    endpoint.send_response(event, result)
+                else:
+                    endpoint.send_error(event, error)
+            except LocalProtocolError as exc:
+                log.error("cannot send the reply to %r: %s", event.method, exc)
+                with contextlib.suppress(LocalProtocolError):
+                    endpoint.send_error(event, RpcInternalError(data="result is not JSON"))
+            if self._paused:
+                self._cond.notify_all()
+        self._flush()
+
+    def _dispatch_callback(self, event: RequestReceived | NotificationReceived) -> None:
+        entry = self._callbacks.get(event.method)
+        if entry is None:
+            # "valid on that connection only until the final response arrives"
+            if isinstance(event, RequestReceived):
+                self._reply(event, error=RpcMethodNotFoundError(data=event.method))
+            return
+        waiter, function = entry
+        job = _CallbackJob(event, function)
+        if waiter.queue is not None:
+            waiter.queue.put(job)  # runs in the caller's own thread, in order
+            return
+        if waiter.future is not None and not waiter.future.done():
+            self._arm_timer_for(waiter)
+        if not self._peer._default_pool().submit(partial(self._run_callback, job)):
+            if isinstance(event, RequestReceived):
+                self._reply(event, error=RpcServerBusyError(data={"reason": "worker queue full"}))
+
+    def _arm_timer_for(self, waiter: _Waiter) -> None:
+        for id, candidate in list(self._waiters.items()):
+            if candidate is waiter:
+                self._arm_timer(id, waiter)  # a callback arrived: the silence timer restarts
+                return
+
+    def _run_callback(self, job: _CallbackJob) -> None:
+        event = job.event
+        params = self._wrap_remote_callbacks(event.params)
+        result: Any = None
+        error: RpcError | None = None
+        try:
+            if type(params) is dict:
+                result = job.function(**params)
+            else:
+                result = job.function(*(params or ()))
+        except RpcError as exc:
+            error = exc
+        except Exception:
+            log.exception("callback %r raised", event.method)
+            error = RpcInternalError()
+        if isinstance(event, RequestReceived):
+            self._reply(event, result, error)
+
+    def _call_hooks(self, name: str) -> None:
+        for dispatcher in self.connection_group.dispatchers:
+            for cls in dispatcher.classes:
+                hook = getattr(cls, name, None)
+                if hook is None or hook is getattr(Handler, name):
+                    continue
+                handler = self._handler_instance(cls)
+                blocks = getattr(hook, "_rpcbd_blocks", getattr(cls, "assume_methods_block", True))
+                run = partial(self._run_hook, getattr(handler, name), name)
+                if not blocks or not dispatcher.pool.submit(run):
+                    run()
+
+    def _run_hook(self, hook: Callable[[], Any], name: str) -> None:
+        try:
+            hook()
+        except Exception:
+            log.exception("%s hook of %s raised", name, self.description)
+
+
+class AsyncProxy:
+    """Calls that return a key at once; results go to ``result_handler(key, value)``."""
+
+    def __init__(self, connection: Connection, result_handler: Callable[[Any, Any], None] | None):
+        self._connection = connection
+        self._result_handler = result_handler
+        self._proxy = MethodProxy(self._invoke)
+
+    def __getattr__(self, name: str) -> MethodProxy:
+        return getattr(self._proxy, name)  # type: ignore[no-any-return]
+
+    def __call__(self, name: str, **options: Any) -> MethodProxy:
+        return self._proxy(name, **options)  # type: ignore[no-any-return]
+
+    def _invoke(
+        self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
+    ) -> Any:
+        connection = self._connection
+        future: Future[Any] = Future()
+        waiter = _Waiter(method, future)
+        waiter.timeout = connection._resolve_timeout(options.get("timeout", _USE_DEFAULT))
+        key = connection._send_request(method, make_params(args, kwargs), waiter)
+        connection._arm_timer(key, waiter)
+        handler = self._result_handler
+        if handler is not None:
+            future.add_done_callback(partial(self._report, handler, key))
+        return key
+
+    def _report(self, handler: Callable[[Any, Any], None], key: Any, future: Future[Any]) -> None:
+        if future.cancelled():
+            return
+        error = future.exception()
+        value = error if error is not None else future.result()
+        self._connection._peer._default_pool().submit(partial(self._run, handler, key, value))
+
+    @staticmethod
+    def _run(handler: Callable[[Any, Any], None], key: Any, value: Any) -> None:
+        try:
+            handler(key, value)
+        except Exception:
+            log.exception("result handler raised")
+
+
+class BatchedCallsProxy:
+    """Queues requests and notifications, then sends them as one JSON-RPC batch.
+
+    ``b.request.m(...)`` returns the index of its result in the tuple ``send()`` gives;
+    ``b.notification.m(...)`` queues a notification; ``b.reset()`` empties the batch.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._entries: list[tuple[str, Params, bool]] = []
+        self._requests = 0
+        self.request = MethodProxy(self._add_request)
+        self.notification = MethodProxy(self._add_notification)
+        self.notify = self.notification
+
+    def _add_request(
+        self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
+    ) -> int:
+        self._entries.append((method, make_params(args, kwargs), True))
+        self._requests += 1
+        return self._requests - 1
+
+    def _add_notification(
+        self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
+    ) -> None:
+        self._entries.append((method, make_params(args, kwargs), False))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def reset(self) -> None:
+        """Forget the queued calls, to build another batch."""
+        self._entries = []
+        self._requests = 0
+
+    def send(
+        self,
+        response_handler: Callable[[tuple[Any, ...]], None] | None = None,
+        timeout: Any = _USE_DEFAULT,
+    ) -> tuple[Any, ...] | None:
+        """Send the queued calls as one batch.
+
+        Without ``response_handler``: block and return a tuple with one entry per queued
+        request, in order: its result, or the :class:`RpcError` instance if it failed.
+        With it: return None at once; ``response_handler(results)`` runs on the worker
+        pool when every reply is in.
+
+        Raises:
+            RpcTimeoutError: (blocking) not every reply arrived within ``timeout``.
+            ConnectionClosedError: the connection closed first.
+            LocalProtocolError: the batch is empty or the dialect has no batches.
+        """
+        connection = self._connection
+        wait = connection._resolve_timeout(timeout)
+        futures = connection._send_batch(list(self._entries), wait)
+        if response_handler is not None:
+            self._report_when_done(futures, response_handler)
+            return None
+        results: list[Any] = []
+        for future in futures:
+            try:
+                results.append(future.result())
+            except RpcError as exc:
+                results.append(exc)
+        return tuple(results)
+
+    def _report_when_done(
+        self, futures: list[Future[Any]], handler: Callable[[tuple[Any, ...]], None]
+    ) -> None:
+        remaining = [len(futures)]
+        lock = threading.Lock()
+        pool = self._connection._peer._default_pool()
+
+        def outcome(future: Future[Any]) -> Any:
+            error = future.exception()
+            return error if error is not None else future.result()
+
+        def done(_: Future[Any]) -> None:
+            with lock:
+                remaining[0] -= 1
+                if remaining[0]:
+                    return
+            results = tuple(outcome(f) for f in futures)
+            pool.submit(partial(AsyncProxy._run, lambda _key, value: handler(value), None, results))
+
+        if not futures:
+            pool.submit(partial(AsyncProxy._run, lambda _key, value: handler(value), None, ()))
+        for future in futures:
+            future.add_done_callback(done)
