@@ -19,6 +19,7 @@ import queue
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from functools import partial
@@ -54,6 +55,7 @@ from rpcbd.typing import Params, RequestId
 
 if TYPE_CHECKING:
     from rpcbd.threaded.peer import ConnectionGroup, Dispatcher, ThreadedPeer
+    from rpcbd.threaded.pool import WorkerPool
     from rpcbd.transports.base import Transport
 
 __all__ = ["AsyncProxy", "BatchedCallsProxy", "Connection", "RemoteCallback"]
@@ -102,9 +104,24 @@ class _CallbackJob:
 
 
 class _Waiter:
-    """One call in flight: a blocking caller's queue, or a future."""
+    """One call in flight: a blocking caller's queue, or a future.
 
-    __slots__ = ("callbacks", "future", "method", "queue", "timeout", "timer")
+    A future call with implicit callbacks runs them on the worker pool, one at a time in
+    arrival order, and completes the future after them (``run_serially``), so the
+    ordering matches a blocking call's.
+    """
+
+    __slots__ = (
+        "callbacks",
+        "draining",
+        "future",
+        "jobs",
+        "lock",
+        "method",
+        "queue",
+        "timeout",
+        "timer",
+    )
 
     def __init__(self, method: str, future: Future[Any] | None = None) -> None:
         self.method = method
@@ -113,6 +130,32 @@ class _Waiter:
         self.callbacks: list[str] = []
         self.timer: int | None = None
         self.timeout: float | None = None
+        self.jobs: deque[Callable[[], None]] | None = None
+        self.lock: threading.Lock | None = None
+        self.draining = False
+
+    def run_serially(self, pool: WorkerPool, job: Callable[[], None]) -> None:
+        if self.lock is None:
+            self.lock = threading.Lock()
+            self.jobs = deque()
+        assert self.jobs is not None
+        with self.lock:
+            self.jobs.append(job)
+            if self.draining:
+                return
+            self.draining = True
+        if not pool.submit(self._drain):
+            self._drain()
+
+    def _drain(self) -> None:
+        assert self.lock is not None and self.jobs is not None
+        while True:
+            with self.lock:
+                if not self.jobs:
+                    self.draining = False
+                    return
+                job = self.jobs.popleft()
+            job()
 
     def deliver(self, ok: bool, value: Any) -> None:
         if self.queue is not None:
@@ -607,6 +650,9 @@ class Connection:
         if waiter.future is not None and waiter.callbacks:
             with self._lock:
                 self._drop_callbacks(waiter)
+            # Complete after the callbacks already queued for this call have run.
+            waiter.run_serially(self._peer._default_pool(), partial(waiter.deliver, ok, value))
+            return
         waiter.deliver(ok, value)
 
     def _fail_all(self, error: TransportError) -> None:
@@ -749,9 +795,7 @@ class Connection:
             return
         if waiter.future is not None and not waiter.future.done():
             self._arm_timer_for(waiter)
-        if not self._peer._default_pool().submit(partial(self._run_callback, job)):
-            if isinstance(event, RequestReceived):
-                self._reply(event, error=RpcServerBusyError(data={"reason": "worker queue full"}))
+        waiter.run_serially(self._peer._default_pool(), partial(self._run_callback, job))
 
     def _arm_timer_for(self, waiter: _Waiter) -> None:
         for id, candidate in list(self._waiters.items()):

@@ -1,0 +1,315 @@
+"""Connections of the threaded runtime over real TCP sockets (API.md sections 5 and 7)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from rpcbd import (
+    ConnectionClosedError,
+    Handler,
+    LocalProtocolError,
+    RpcCancelledError,
+    RpcError,
+    RpcInternalError,
+    RpcInvalidParamsError,
+    RpcMethodNotFoundError,
+    RpcTimeoutError,
+    ThreadedPeer,
+    TransportError,
+    willnotblock,
+)
+from rpcbd.threaded.connection import Connection
+
+from .helpers import Custom, wait_until
+
+
+class TestRequests:
+    def test_echo_keeps_json_types(self, connection: Connection) -> None:
+        value = {"a": [1, 2.5, None, True, "é"], "b": {"c": -3}}
+        assert connection.request.echo(value) == value
+
+    def test_keyword_arguments_are_named_params(self, connection: Connection) -> None:
+        assert connection.request.add(a=2, b=3) == 5
+
+    def test_mixing_positional_and_keyword_is_refused(self, connection: Connection) -> None:
+        with pytest.raises(ValueError, match="do not mix"):
+            connection.request.add(1, b=2)
+
+    def test_explicit_name_and_timeout(self, connection: Connection) -> None:
+        assert connection.request("add", timeout=5)(1, 2) == 3
+
+    def test_future(self, connection: Connection) -> None:
+        futures = [connection.future.add(i, i) for i in range(20)]
+        assert [f.result(10) for f in futures] == [2 * i for i in range(20)]
+
+    def test_notification_reaches_handler(self, server: ThreadedPeer, client_peer: ThreadedPeer) -> None:
+        got: list[Any] = []
+        done = threading.Event()
+
+        class Sink(Handler):
+            assume_methods_block = False
+
+            def log(self, text: str) -> None:
+                got.append(text)
+                done.set()
+
+        group = server.create_connection_group("sink")
+        dispatcher = server.create_standard_dispatcher()
+        dispatcher.add_handler_class(Sink)
+        group.add_dispatcher(dispatcher)
+        listener = server.listen("tcp://127.0.0.1:0", connection_group=group)
+        connection = client_peer.connect(listener.url)
+        connection.notification.log("hello")
+        connection.notify.log("again")
+        assert done.wait(5)
+        assert wait_until(lambda: got == ["hello", "again"])
+
+
+class TestErrorsOnTheWire:
+    """API.md section 7."""
+
+    def test_divide_by_zero_is_internal_error(self, connection: Connection) -> None:
+        with pytest.raises(RpcInternalError) as info:
+            connection.request.divide(1, 0)
+        assert info.value.code == -32603
+        assert "ZeroDivision" not in str(info.value.data)  # no traceback on the wire
+
+    def test_rpc_error_keeps_code_message_data(self, connection: Connection) -> None:
+        with pytest.raises(RpcError) as info:
+            connection.request.fail(1234, "nope", {"detail": [1, 2]})
+        assert (info.value.code, info.value.message, info.value.data) == (1234, "nope", {"detail": [1, 2]})
+
+    def test_subclass_code_is_a_class_attribute(self, connection: Connection) -> None:
+        with pytest.raises(RpcError) as info:
+            connection.request.fail_custom()
+        assert info.value.code == Custom.code == 42
+        assert info.value.data == {"why": "because"}
+
+    def test_type_error_inside_handler_is_internal(self, connection: Connection) -> None:
+        with pytest.raises(RpcInternalError):
+            connection.request.type_error_inside()
+
+    def test_unbindable_arguments_are_invalid_params(self, connection: Connection) -> None:
+        with pytest.raises(RpcInvalidParamsError) as info:
+            connection.request.add(1)
+        assert "b" in str(info.value.data)
+
+    def test_unknown_and_hidden_methods(self, connection: Connection) -> None:
+        for name in ("nope", "_private", "on_connect", "__init__", "echo.__class__"):
+            with pytest.raises(RpcMethodNotFoundError):
+                connection.request(name)()
+
+    def test_garbage_gets_parse_error_and_server_keeps_serving(self, server: ThreadedPeer) -> None:
+        listener = server.listen("tcp://127.0.0.1:0")
+        with socket.create_connection(("127.0.0.1", listener.port), timeout=5) as sock:
+            sock.sendall(b'{"jsonrpc":"2.0","method":"foobar,"params":"bar","baz]\n')
+            sock.sendall(b'{"jsonrpc":"2.0","method":"echo","params":[7],"id":"x"}\n')
+            reply = b""
+            while reply.count(b"\n") < 2:
+                chunk = sock.recv(4096)
+                assert chunk
+                reply += chunk
+        first, second = reply.splitlines()
+        assert b'"code":-32700' in first and b'"id":null' in first
+        assert second == b'{"jsonrpc":"2.0","result":7,"id":"x"}'
+
+
+class TestCallbacks:
+    def test_implicit_callbacks_run_in_caller_thread_in_order(self, connection: Connection) -> None:
+        seen: list[tuple[str, str]] = []
+
+        def progress(text: str) -> None:
+            seen.append((threading.current_thread().name, text))
+
+        result = connection.request.count(5, progress)
+        assert result == "Counted to 5"
+        assert seen == [("MainThread", f"Counted to {i}") for i in range(1, 6)]
+
+    def test_callback_name_is_dead_after_the_call(self, connection: Connection, server: ThreadedPeer) -> None:
+        names: list[str] = []
+
+        def progress(text: str) -> None:
+            names.append(text)
+
+        connection.request.count(1, progress)
+        # The server side can try to call a stale callback name: it is unknown now.
+        server_connection = server.connections[0]
+        with pytest.raises(RpcMethodNotFoundError):
+            server_connection.request("rpc.callback.00000000-0000-0000-0000-000000000000")()
+
+    def test_server_calls_client_during_call_in_flight(self, connection: Connection) -> None:
+        assert connection.request.ask_back(7) == ["client", 7]
+
+    def test_explicit_callback_by_name(self, connection: Connection) -> None:
+        # The client's default handler serves "client_echo"; the server calls it by name.
+        assert connection.request.ask_back("by name") == ["client", "by name"]
+
+    def test_blocking_call_from_reader_thread_raises_clearly(self, connection: Connection) -> None:
+        with pytest.raises(RpcInternalError):
+            connection.request.ask_back_inline(1)
+
+    def test_future_callbacks_run_on_the_pool(self, connection: Connection) -> None:
+        seen: list[str] = []
+        future = connection.future.count(3, seen.append)
+        assert future.result(10) == "Counted to 3"
+        assert seen == ["Counted to 1", "Counted to 2", "Counted to 3"]
+
+
+class TestTimeoutsAndCancellation:
+    def test_timeout_raises_and_cancels_on_the_server(self, connection: Connection, server: ThreadedPeer) -> None:
+        started = time.monotonic()
+        with pytest.raises(RpcTimeoutError):
+            connection.request("wait_for_cancel", timeout=0.2)()
+        assert time.monotonic() - started < 5
+        assert isinstance(RpcTimeoutError(), TransportError)
+        # The connection stays usable and the server saw the cancellation (its reply,
+        # -32800, is dropped quietly as a late reply).
+        assert connection.request.echo(1) == 1
+
+    def test_future_timeout(self, connection: Connection) -> None:
+        future = connection.future("wait_for_cancel", timeout=0.2)()
+        with pytest.raises(RpcTimeoutError):
+            future.result(10)
+
+    def test_default_timeout_of_connection(self, server: ThreadedPeer, client_peer: ThreadedPeer) -> None:
+        listener = server.listen("tcp://127.0.0.1:0")
+        connection = client_peer.connect(listener.url, timeout=0.2)
+        with pytest.raises(RpcTimeoutError):
+            connection.request.block()
+
+    def test_cancel_reaches_running_handler(self, connection: Connection, server: ThreadedPeer) -> None:
+        future = connection.future.wait_for_cancel()
+        assert wait_until(lambda: bool(server.connections and server.connections[0]._serving))
+        assert future.cancel()  # sends $/cancelRequest
+        # The handler wakes on its cancel_event at once (it would wait 10 s otherwise)
+        # and gives up with RpcCancelledError.
+        assert wait_until(lambda: not server.connections[0]._serving, timeout=5)
+        assert connection.request.echo("still fine") == "still fine"
+
+    def test_closed_connection_fails_pending_calls_at_once(self, connection: Connection) -> None:
+        errors: list[BaseException] = []
+
+        def call() -> None:
+            try:
+                connection.request.block()
+            except BaseException as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=call)
+        thread.start()
+        assert wait_until(lambda: connection._endpoint.calls_in_flight == 1)
+        started = time.monotonic()
+        connection.close()
+        thread.join(5)
+        assert not thread.is_alive()
+        assert time.monotonic() - started < 2
+        assert len(errors) == 1 and isinstance(errors[0], ConnectionClosedError)
+        assert connection.closed
+        with pytest.raises(ConnectionClosedError):
+            connection.request.echo(1)
+
+
+def test_cancelled_while_queued_never_starts() -> None:
+    started: list[int] = []
+    gate = threading.Event()
+
+    class Slow(Handler):
+        def hold(self) -> None:
+            gate.wait(10)
+
+        def work(self, n: int) -> int:
+            started.append(n)
+            return n
+
+    server = ThreadedPeer(default_handler=Slow, workers=1)
+    client = ThreadedPeer()
+    try:
+        listener = server.listen("tcp://127.0.0.1:0")
+        connection = client.connect(listener.url)
+        hold = connection.future.hold()
+        queued = connection.future.work(1)
+        assert wait_until(
+            lambda: bool(server.connections) and len(server.connections[0]._serving) == 2
+        )
+        assert queued.cancel()  # $/cancelRequest while "work" waits for the only worker
+        serving = server.connections[0]._serving
+        assert wait_until(lambda: any(c.method == "work" and c.cancelled for c in list(serving.values())))
+        gate.set()
+        hold.result(10)
+        assert connection.request.work(2) == 2
+        assert started == [2]
+    finally:
+        gate.set()
+        client.shutdown()
+        server.shutdown()
+
+
+def test_cancelled_handler_replies_32800() -> None:
+    class Svc(Handler):
+        def wait(self) -> None:
+            from rpcbd import current_call
+
+            call = current_call()
+            assert call is not None
+            call.cancel_event.wait(10)
+            call.raise_if_cancelled()
+
+    server = ThreadedPeer(default_handler=Svc)
+    try:
+        listener = server.listen("tcp://127.0.0.1:0")
+        with socket.create_connection(("127.0.0.1", listener.port), timeout=5) as sock:
+            sock.sendall(b'{"jsonrpc":"2.0","method":"wait","id":5}\n')
+            sock.sendall(b'{"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":5}}\n')
+            reply = sock.recv(4096)
+        assert reply == b'{"jsonrpc":"2.0","error":{"code":-32800,"message":"Request cancelled"},"id":5}\n'
+        assert RpcCancelledError.code == -32800
+    finally:
+        server.shutdown()
+
+
+def test_wire_trace_logger(server: ThreadedPeer, client_peer: ThreadedPeer, caplog: pytest.LogCaptureFixture) -> None:
+    listener = server.listen("tcp://127.0.0.1:0")
+    with caplog.at_level(logging.DEBUG, logger="rpcbd.wire"):
+        connection = client_peer.connect(listener.url)
+        assert connection.request.echo("traced") == "traced"
+    lines = [r.getMessage() for r in caplog.records if r.name == "rpcbd.wire"]
+    assert any(line.startswith("--> ") and '"method":"echo"' in line for line in lines)
+    assert any(line.startswith("<-- ") and '"result":"traced"' in line for line in lines)
+
+
+def test_ipv6_loopback(server: ThreadedPeer, client_peer: ThreadedPeer) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        listener = server.listen_tcp(0, bind="::1")
+    except OSError as exc:
+        pytest.skip(f"cannot bind ::1: {exc}")
+    assert listener.url.startswith("tcp://[::1]:")
+    connection = client_peer.connect_tcp("::1", listener.port)
+    assert connection.request.echo("v6") == "v6"
+
+
+def test_reader_thread_error_is_clear() -> None:
+    class Inline(Handler):
+        @willnotblock
+        def call_back(self) -> Any:
+            return self.connection.request.anything()
+
+    a, b = ThreadedPeer(default_handler=Inline), ThreadedPeer()
+    try:
+        first, second = b.pipe_pair(a)
+        with pytest.raises(RpcInternalError):
+            first.request.call_back()
+        with pytest.raises(LocalProtocolError, match="deadlock"):
+            # The same guard, triggered directly from a reader thread.
+            second._reader = threading.current_thread()
+            second.request.x()
+    finally:
+        a.shutdown()
+        b.shutdown()
