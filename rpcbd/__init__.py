@@ -47,7 +47,6 @@ __version__ = "0.7.0.dev0"
 __all__ = [
     "JSONRPC_V1",
     "JSONRPC_V2",
-    "RPCBDError",
     "CallContext",
     "Connection",
     "ConnectionClosedError",
@@ -60,6 +59,7 @@ __all__ = [
     "LocalProtocolError",
     "MessageTooLargeError",
     "ProtocolError",
+    "RPCBDError",
     "RemoteCallback",
     "RemoteProtocolError",
     "RpcCancelledError",

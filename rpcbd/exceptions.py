@@ -154,7 +154,9 @@ class RpcError(RPCBDError):
         return text
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(code={self.code}, message={self.message!r}, data={self.data!r})"
+        return (
+            f"{type(self).__name__}(code={self.code}, message={self.message!r}, data={self.data!r})"
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RpcError):

@@ -58,7 +58,9 @@ class MethodProxy:
         if not self._name:
             # proxy("method name", timeout=...) -> a callable for that method
             if len(args) != 1 or not isinstance(args[0], str):
-                raise TypeError('name the method first: proxy("method")(*args) or proxy.method(*args)')
+                raise TypeError(
+                    'name the method first: proxy("method")(*args) or proxy.method(*args)'
+                )
             return MethodProxy(self._invoke, args[0], {**self._options, **kwargs})
         return self._invoke(self._name, args, kwargs, self._options)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 __all__ = ["JSON", "Params", "RequestId"]
 
@@ -10,7 +10,7 @@ __all__ = ["JSON", "Params", "RequestId"]
 JSON = Any
 
 #: A JSON-RPC id: a string, a number, or null. Ids keep the type they came with.
-RequestId = Union[int, float, str, None]
+RequestId = int | float | str | None
 
 #: Request parameters: by position (a list), by name (a dict), or absent (None).
-Params = Union[list[Any], dict[str, Any], None]
+Params = list[Any] | dict[str, Any] | None

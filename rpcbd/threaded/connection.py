@@ -208,7 +208,11 @@ class Connection:
         self.connection_group = group
         self.description = transport.description
         self.default_timeout = default_timeout
-        framing = None if transport.message_based else (options.get("framing") or transport.default_framing)
+        framing = (
+            None
+            if transport.message_based
+            else (options.get("framing") or transport.default_framing)
+        )
         self._endpoint = Endpoint(
             group.dialect,
             framing,
@@ -472,7 +476,9 @@ class Connection:
         """
         return self._call(method, args, kwargs, timeout)
 
-    def _call(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: Any) -> Any:
+    def _call(
+        self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: Any
+    ) -> Any:
         if threading.current_thread() is self._reader:
             raise LocalProtocolError(
                 f"blocking call to {method!r} from the reader thread of {self.description} "
@@ -529,9 +535,13 @@ class Connection:
     def _invoke_future(
         self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
     ) -> Future[Any]:
-        return self.call_future(method, make_params(args, kwargs), options.get("timeout", _USE_DEFAULT))
+        return self.call_future(
+            method, make_params(args, kwargs), options.get("timeout", _USE_DEFAULT)
+        )
 
-    def call_future(self, method: str, params: Params = None, timeout: Any = _USE_DEFAULT) -> Future[Any]:
+    def call_future(
+        self, method: str, params: Params = None, timeout: Any = _USE_DEFAULT
+    ) -> Future[Any]:
         """Send a request and return a ``concurrent.futures.Future`` for its result.
 
         Implicit callbacks of a future call run on the worker pool. Cancelling the future
@@ -560,7 +570,8 @@ class Connection:
             waiter.deliver(
                 False,
                 RpcTimeoutError(
-                    f"no reply to {waiter.method!r} from {self.description} within {waiter.timeout} s"
+                    f"no reply to {waiter.method!r} from {self.description} "
+                    f"within {waiter.timeout} s"
                 ),
             )
 
@@ -585,7 +596,9 @@ class Connection:
         """A proxy that queues calls and sends them as one JSON-RPC batch (2.0 only)."""
         return BatchedCallsProxy(self)
 
-    def _send_batch(self, entries: list[tuple[str, Params, bool]], timeout: float | None) -> list[Future[Any]]:
+    def _send_batch(
+        self, entries: list[tuple[str, Params, bool]], timeout: float | None
+    ) -> list[Future[Any]]:
         futures: list[Future[Any]] = []
         waiters: list[_Waiter] = []
         with self._lock:
@@ -593,7 +606,7 @@ class Connection:
             if endpoint.state is not State.OPEN:
                 raise ConnectionClosedError(f"connection to {self.description} is closed")
             ids = endpoint.send_batch(entries)
-            for (method, _, expects_reply), id in zip(entries, ids):
+            for (method, _, expects_reply), id in zip(entries, ids, strict=True):
                 if expects_reply:
                     future: Future[Any] = Future()
                     waiter = _Waiter(method, future)
@@ -605,7 +618,7 @@ class Connection:
             if self._paused:
                 self._cond.notify_all()
         self._flush()
-        for id, waiter in zip((i for i in ids if i is not None), waiters):
+        for id, waiter in zip((i for i in ids if i is not None), waiters, strict=True):
             self._arm_timer(id, waiter)
         return futures
 
@@ -704,18 +717,20 @@ class Connection:
         del is_request
 
     def _wrap_remote_callbacks(self, params: Params) -> Params:
+        """Make ``rpc.callback.*`` string arguments callable (:class:`RemoteCallback`)."""
+
+        def wrap(value: Any) -> Any:
+            if type(value) is str and value.startswith(CALLBACK_PREFIX):
+                return RemoteCallback(value, self)
+            return value
+
         if type(params) is list:
             if any(type(v) is str and v.startswith(CALLBACK_PREFIX) for v in params):
-                return [
-                    RemoteCallback(v, self) if type(v) is str and v.startswith(CALLBACK_PREFIX) else v
-                    for v in params
-                ]
-        elif type(params) is dict:
-            if any(type(v) is str and v.startswith(CALLBACK_PREFIX) for v in params.values()):
-                return {
-                    k: RemoteCallback(v, self) if type(v) is str and v.startswith(CALLBACK_PREFIX) else v
-                    for k, v in params.items()
-                }
+                return [wrap(v) for v in params]
+        elif type(params) is dict and any(
+            type(v) is str and v.startswith(CALLBACK_PREFIX) for v in params.values()
+        ):
+            return {k: wrap(v) for k, v in params.items()}
         return params
 
     def _handler_instance(self, cls: type) -> Handler:
@@ -724,10 +739,13 @@ class Connection:
             with self._handlers_lock:
                 handler = self._handlers.get(cls)
                 if handler is None:
-                    handler = cls.__new__(cls)
-                    handler.connection = self
-                    handler.__init__()  # type: ignore[misc]
-                    self._handlers[cls] = handler
+                    # Set .connection before __init__ runs, so a handler's __init__ can
+                    # already use it; __init__ takes no arguments, as in rpcbd 0.6.
+                    instance: Any = object.__new__(cls)
+                    instance.connection = self
+                    instance.__init__()
+                    handler = instance
+                    self._handlers[cls] = instance
         return handler
 
     def _run_handler(
@@ -763,7 +781,9 @@ class Connection:
             log.warning("notification %r failed: %s", event.method, error)
         del is_request
 
-    def _reply(self, event: RequestReceived, result: Any = None, error: RpcError | None = None) -> None:
+    def _reply(
+        self, event: RequestReceived, result: Any = None, error: RpcError | None = None
+    ) -> None:
         with self._lock:
             endpoint = self._endpoint
             if endpoint.state is not State.OPEN:

@@ -242,7 +242,9 @@ class ThreadedPeer:
 
     # -- groups and dispatchers (rpcbd 0.6 API) ----------------------------------------
 
-    def create_connection_group(self, name: str, rpc_processor: Dialect | None = None) -> ConnectionGroup:
+    def create_connection_group(
+        self, name: str, rpc_processor: Dialect | None = None
+    ) -> ConnectionGroup:
         """A new, empty group with its own dialect (default: the peer's)."""
         return ConnectionGroup(self, name, rpc_processor or self.dialect)
 
@@ -290,9 +292,7 @@ class ThreadedPeer:
     ) -> Connection | None:
         options = dict(options)
         options["serializer"] = self._serializer
-        connection = Connection(
-            self, transport, group, options=options, default_timeout=timeout
-        )
+        connection = Connection(self, transport, group, options=options, default_timeout=timeout)
         with self._lock:
             if self._shutdown:
                 transport.abort()
@@ -303,7 +303,12 @@ class ThreadedPeer:
         return connection
 
     def listen(
-        self, url: str, *, connection_group: ConnectionGroup | None = None, timeout: Any = _USE_DEFAULT, **options: Any
+        self,
+        url: str,
+        *,
+        connection_group: ConnectionGroup | None = None,
+        timeout: Any = _USE_DEFAULT,
+        **options: Any,
     ) -> Listener:
         """Listen on ``url`` (``tcp://127.0.0.1:0``, ``unix:///tmp/s``, ``ws://...``).
 
@@ -331,7 +336,12 @@ class ThreadedPeer:
         return listener
 
     def connect(
-        self, url: str, *, connection_group: ConnectionGroup | None = None, timeout: Any = _USE_DEFAULT, **options: Any
+        self,
+        url: str,
+        *,
+        connection_group: ConnectionGroup | None = None,
+        timeout: Any = _USE_DEFAULT,
+        **options: Any,
     ) -> Connection:
         """Connect to ``url`` and return the :class:`~rpcbd.threaded.connection.Connection`.
 
@@ -382,7 +392,9 @@ class ThreadedPeer:
             f"tcp://{host}:{port}", connection_group=connection_group, timeout=timeout, **options
         )
 
-    def pipe_pair(self, other: ThreadedPeer | None = None, **options: Any) -> tuple[Connection, Connection]:
+    def pipe_pair(
+        self, other: ThreadedPeer | None = None, **options: Any
+    ) -> tuple[Connection, Connection]:
         """Two connected in-memory connections, no sockets.
 
         The first is served by this peer's outgoing group, the second by ``other``'s
@@ -393,7 +405,9 @@ class ThreadedPeer:
         merged = _merge_options(self._options, options)
         a, b = memory_pair()
         first = self._open(a, self._outgoing_group, merged, _USE_DEFAULT)
-        second = other._open(b, other._incoming_group, _merge_options(other._options, options), _USE_DEFAULT)
+        second = other._open(
+            b, other._incoming_group, _merge_options(other._options, options), _USE_DEFAULT
+        )
         assert first is not None and second is not None
         return first, second
 
@@ -427,7 +441,7 @@ class ThreadedPeer:
         peer down cleanly (and the previous signal handlers are restored)."""
         previous: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in (int(signal.SIGINT), int(signal.SIGTERM)):
                 previous[signum] = signal.signal(signum, self._on_signal)
         try:
             # Event.wait() without a timeout cannot be interrupted by Ctrl-C on some
@@ -549,6 +563,9 @@ def _shutdown_with_thread(peer: ThreadedPeer, thread: threading.Thread) -> None:
             with contextlib.suppress(RuntimeError):
                 register(shutdown)
             return
-    threading.Thread(
-        target=lambda: (thread.join(), shutdown()), name="rpcbd-parent-watch", daemon=True
-    ).start()
+
+    def watch() -> None:
+        thread.join()
+        shutdown()
+
+    threading.Thread(target=watch, name="rpcbd-parent-watch", daemon=True).start()

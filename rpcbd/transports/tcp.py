@@ -89,9 +89,7 @@ class SocketListener(ListenerBackend):
 
     def start(self, on_transport: Callable[[Transport], None]) -> None:
         self._on_transport = on_transport
-        self._thread = threading.Thread(
-            target=self._accept_loop, name=f"rpcbd-listener {self.url}"
-        )
+        self._thread = threading.Thread(target=self._accept_loop, name=f"rpcbd-listener {self.url}")
         self._thread.start()
 
     def _accept_loop(self) -> None:

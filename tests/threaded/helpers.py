@@ -97,5 +97,3 @@ class ClientSide(Handler):
 
     def client_echo(self, value: Any) -> Any:
         return ["client", value]
-
-

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 
 from rpcbd import (
+    JSONRPC_V1,
+    JSONRPC_V2,
     Handler,
     RpcError,
     RpcMethodNotFoundError,
     ThreadedPeer,
     ThreadedTCPJsonRpcPeer,
-    JSONRPC_V1,
-    JSONRPC_V2,
 )
 
 from .helpers import Service

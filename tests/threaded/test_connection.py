@@ -48,7 +48,9 @@ class TestRequests:
         futures = [connection.future.add(i, i) for i in range(20)]
         assert [f.result(10) for f in futures] == [2 * i for i in range(20)]
 
-    def test_notification_reaches_handler(self, server: ThreadedPeer, client_peer: ThreadedPeer) -> None:
+    def test_notification_reaches_handler(
+        self, server: ThreadedPeer, client_peer: ThreadedPeer
+    ) -> None:
         got: list[Any] = []
         done = threading.Event()
 
@@ -83,7 +85,11 @@ class TestErrorsOnTheWire:
     def test_rpc_error_keeps_code_message_data(self, connection: Connection) -> None:
         with pytest.raises(RpcError) as info:
             connection.request.fail(1234, "nope", {"detail": [1, 2]})
-        assert (info.value.code, info.value.message, info.value.data) == (1234, "nope", {"detail": [1, 2]})
+        assert (info.value.code, info.value.message, info.value.data) == (
+            1234,
+            "nope",
+            {"detail": [1, 2]},
+        )
 
     def test_subclass_code_is_a_class_attribute(self, connection: Connection) -> None:
         with pytest.raises(RpcError) as info:
@@ -131,7 +137,9 @@ class TestCallbacks:
         assert result == "Counted to 5"
         assert seen == [("MainThread", f"Counted to {i}") for i in range(1, 6)]
 
-    def test_callback_name_is_dead_after_the_call(self, connection: Connection, server: ThreadedPeer) -> None:
+    def test_callback_name_is_dead_after_the_call(
+        self, connection: Connection, server: ThreadedPeer
+    ) -> None:
         names: list[str] = []
 
         def progress(text: str) -> None:
@@ -162,7 +170,9 @@ class TestCallbacks:
 
 
 class TestTimeoutsAndCancellation:
-    def test_timeout_raises_and_cancels_on_the_server(self, connection: Connection, server: ThreadedPeer) -> None:
+    def test_timeout_raises_and_cancels_on_the_server(
+        self, connection: Connection, server: ThreadedPeer
+    ) -> None:
         started = time.monotonic()
         with pytest.raises(RpcTimeoutError):
             connection.request("wait_for_cancel", timeout=0.2)()
@@ -177,13 +187,17 @@ class TestTimeoutsAndCancellation:
         with pytest.raises(RpcTimeoutError):
             future.result(10)
 
-    def test_default_timeout_of_connection(self, server: ThreadedPeer, client_peer: ThreadedPeer) -> None:
+    def test_default_timeout_of_connection(
+        self, server: ThreadedPeer, client_peer: ThreadedPeer
+    ) -> None:
         listener = server.listen("tcp://127.0.0.1:0")
         connection = client_peer.connect(listener.url, timeout=0.2)
         with pytest.raises(RpcTimeoutError):
             connection.request.block()
 
-    def test_cancel_reaches_running_handler(self, connection: Connection, server: ThreadedPeer) -> None:
+    def test_cancel_reaches_running_handler(
+        self, connection: Connection, server: ThreadedPeer
+    ) -> None:
         future = connection.future.wait_for_cancel()
         assert wait_until(lambda: bool(server.connections and server.connections[0]._serving))
         assert future.cancel()  # sends $/cancelRequest
@@ -239,7 +253,9 @@ def test_cancelled_while_queued_never_starts() -> None:
         )
         assert queued.cancel()  # $/cancelRequest while "work" waits for the only worker
         serving = server.connections[0]._serving
-        assert wait_until(lambda: any(c.method == "work" and c.cancelled for c in list(serving.values())))
+        assert wait_until(
+            lambda: any(c.method == "work" and c.cancelled for c in list(serving.values()))
+        )
         gate.set()
         hold.result(10)
         assert connection.request.work(2) == 2
@@ -267,13 +283,18 @@ def test_cancelled_handler_replies_32800() -> None:
             sock.sendall(b'{"jsonrpc":"2.0","method":"wait","id":5}\n')
             sock.sendall(b'{"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":5}}\n')
             reply = sock.recv(4096)
-        assert reply == b'{"jsonrpc":"2.0","error":{"code":-32800,"message":"Request cancelled"},"id":5}\n'
+        assert (
+            reply
+            == b'{"jsonrpc":"2.0","error":{"code":-32800,"message":"Request cancelled"},"id":5}\n'
+        )
         assert RpcCancelledError.code == -32800
     finally:
         server.shutdown()
 
 
-def test_wire_trace_logger(server: ThreadedPeer, client_peer: ThreadedPeer, caplog: pytest.LogCaptureFixture) -> None:
+def test_wire_trace_logger(
+    server: ThreadedPeer, client_peer: ThreadedPeer, caplog: pytest.LogCaptureFixture
+) -> None:
     listener = server.listen("tcp://127.0.0.1:0")
     with caplog.at_level(logging.DEBUG, logger="rpcbd.wire"):
         connection = client_peer.connect(listener.url)

@@ -49,9 +49,7 @@ CHILD_SERVER = textwrap.dedent(
 
 
 def start_child(source: str) -> tuple[subprocess.Popen[str], int]:
-    child = subprocess.Popen(
-        [sys.executable, "-c", source], stdout=subprocess.PIPE, text=True
-    )
+    child = subprocess.Popen([sys.executable, "-c", source], stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None
     line = child.stdout.readline()
     assert line.strip().isdigit(), line

@@ -103,8 +103,9 @@ def test_standalone_server_and_client_processes(tmp_path: Path) -> None:
     )
     try:
         # The client retries until the server listens (bounded), then makes the call.
-        client_source = textwrap.dedent(
-            f"""
+        client_source = (
+            textwrap.dedent(
+                f"""
             import socket, time
             deadline = time.monotonic() + 20
             while True:
@@ -116,7 +117,10 @@ def test_standalone_server_and_client_processes(tmp_path: Path) -> None:
                         raise
                     time.sleep(0.02)
             """
-        ) + SIMPLE_CLIENT.replace("9999", str(port)) + FINISH
+            )
+            + SIMPLE_CLIENT.replace("9999", str(port))
+            + FINISH
+        )
         client = subprocess.run(
             [sys.executable, "-c", client_source], capture_output=True, text=True, timeout=60
         )
