@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rpcbd.codecs.base import Dialect
@@ -21,9 +22,11 @@ def is_valid_id(value: Any) -> bool:
     """Whether ``value`` may be a request id.
 
     "An identifier established by the Client that MUST contain a String, Number, or NULL
-    value if included." (spec section 4). ``True``/``False`` are not numbers.
+    value if included." (spec section 4). ``True``/``False`` are not numbers, and neither is
+    the infinity a text like ``1e400`` reads as (it could not be sent back).
     """
-    return value is None or (type(value) in (int, str, float))
+    kind = type(value)
+    return value is None or kind is int or kind is str or (kind is float and math.isfinite(value))
 
 
 def parse_error_object(error: Any) -> RpcError:
@@ -48,8 +51,9 @@ class JsonRpc2(Dialect):
 
     Receiving is strict for requests (the spec's examples are the test vectors) and lenient
     for responses: a response is matched by its ``id`` even if its ``jsonrpc`` member is
-    missing, because refusing it would only leave the caller waiting. ``"params": null`` is
-    read as absent params.
+    missing or it carries both ``result`` and ``error`` (1.0 style, the unused one null),
+    because refusing it would only leave the caller waiting. ``"params": null`` is read as
+    absent params.
     """
 
     version = "2.0"
@@ -108,8 +112,11 @@ class JsonRpc2(Dialect):
         if "id" not in value or not is_valid_id(id):
             return Invalid(None, RpcInvalidError(data="response without a valid id"), True)
         if "error" in value:
-            if "result" in value:
-                return Invalid(id, RpcInvalidError(data="both result and error"), True)
+            # "Either the result member or error member MUST be included, but both members
+            # MUST NOT be included." Some peers send both with one null (the 1.0 shape);
+            # refusing that would leave the call waiting, so the null one is ignored.
+            if "result" in value and value["error"] is None:
+                return Response(id, value["result"])
             return ErrorResponse(id, parse_error_object(value["error"]))
         return Response(id, value["result"])
 

@@ -4,11 +4,14 @@ Both behave identically as far as a peer can tell:
 
 - ``loads`` takes UTF-8 bytes and raises :class:`JsonDecodeError` (a ``ValueError``) for
   anything that is not one strict JSON text: invalid UTF-8, a byte-order mark, lone UTF-16
-  surrogates (``"\\ud800"``), ``NaN``/``Infinity`` literals, and nesting deep enough to hit a
-  recursion limit. No other exception escapes.
+  surrogates (``"\\ud800"``), ``NaN``/``Infinity`` literals, and nesting deeper than
+  :data:`PARSER_MAX_DEPTH` (512) levels. No other exception escapes.
 - ``dumps`` returns compact UTF-8 bytes (no spaces, non-ASCII kept as UTF-8). Non-finite
-  floats are sent as ``null`` (as orjson and JavaScript's ``JSON.stringify`` do); values
-  that are not JSON raise ``TypeError``; strings with lone surrogates raise ``ValueError``.
+  floats are sent as ``null`` (as orjson and JavaScript's ``JSON.stringify`` do); an
+  ``enum.Enum`` member is sent as its value and a ``uuid.UUID`` as its string (orjson does
+  both natively and cannot be told not to); other values that are not JSON (datetimes,
+  dataclasses, sets, bytes, ...) raise ``TypeError``; strings with lone surrogates raise
+  ``ValueError``.
 
 The ``fast`` extra installs orjson; :func:`default_serializer` picks it when importable.
 Set the environment variable ``RPCBD_JSON=stdlib`` to force the standard library (the
@@ -17,20 +20,39 @@ runtimes read it; this module only reads what it is given).
 
 from __future__ import annotations
 
+import array
+import enum
+import itertools
 import json
 import math
 import re
+import uuid
 from abc import ABC, abstractmethod
 from typing import Any
 
 __all__ = [
+    "DEFAULT_MAX_NESTING_DEPTH",
+    "PARSER_MAX_DEPTH",
     "JsonDecodeError",
     "OrjsonSerializer",
     "Serializer",
     "StdlibSerializer",
     "available_serializers",
     "default_serializer",
+    "nesting_depth_exceeds",
 ]
+
+#: Default ``max_nesting_depth``: below both parsers' own recursion limits (about 1000),
+#: so the stdlib and orjson agree on every input.
+DEFAULT_MAX_NESTING_DEPTH = 512
+
+
+#: The deepest array/object nesting either serializer reads; deeper texts raise
+#: :class:`JsonDecodeError`. Fixed, and far enough below the standard library's recursion
+#: limit (about 1000 frames, minus the caller's own) that both serializers refuse exactly
+#: the same texts whatever the call stack. An endpoint's ``max_nesting_depth`` above it has
+#: no effect.
+PARSER_MAX_DEPTH = 512
 
 
 class JsonDecodeError(ValueError):
@@ -61,8 +83,30 @@ def _reject_constant(name: str) -> Any:
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abAB89cdefCDEF]")
 
 
-# Twenty digits in a row may be an integer beyond 64 bits (or just digits in a string).
-_LONG_DIGITS = re.compile(rb"[0-9]{20}")
+# Nineteen digits in a row may be an integer beyond 64 bits (or just digits in a string):
+# orjson reads integers below -2**63 (nineteen digits) or above 2**64 - 1 as floats.
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
+# A JSON string, unrolled so the regex engine does not backtrack.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_TO_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def nesting_depth_exceeds(data: bytes, limit: int) -> bool:
+    """Whether the JSON text ``data`` nests arrays/objects deeper than ``limit``.
+
+    Cheap for ordinary messages: depth can only exceed ``limit`` if there are more than
+    ``limit`` opening brackets, so the scan runs only then. The scan removes strings and
+    everything but brackets (in C), then follows the depth.
+    """
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    brackets = _JSON_STRING.sub(b"", data).translate(_TO_STEPS, _NOT_BRACKETS)
+    # Each opening bracket is +1 and each closing one -1 (as a signed byte); the deepest
+    # point is the largest running sum.
+    return max(itertools.accumulate(array.array("b", brackets)), default=0) > limit
 
 
 def _has_lone_surrogate(value: Any) -> bool:
@@ -80,6 +124,16 @@ def _has_lone_surrogate(value: Any) -> bool:
         elif isinstance(item, list):
             stack.extend(item)
     return False
+
+
+def _default(value: Any) -> Any:
+    # What orjson serializes natively beyond plain JSON and cannot be told to refuse:
+    # enum members (by value) and UUIDs (as their canonical string).
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _finite(value: Any) -> Any:
@@ -101,7 +155,7 @@ class StdlibSerializer(Serializer):
     def __init__(self) -> None:
         self._decoder = json.JSONDecoder(parse_constant=_reject_constant)
         self._encoder = json.JSONEncoder(
-            ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_default
         )
 
     def dumps(self, value: Any) -> bytes:
@@ -119,6 +173,8 @@ class StdlibSerializer(Serializer):
             raise ValueError("string with a lone surrogate cannot be sent as UTF-8") from exc
 
     def loads(self, data: bytes) -> Any:
+        if nesting_depth_exceeds(data, PARSER_MAX_DEPTH):
+            raise JsonDecodeError(f"nested deeper than {PARSER_MAX_DEPTH} levels")
         try:
             text = data.decode("utf-8")
             value = self._decoder.decode(text)
@@ -135,8 +191,9 @@ class OrjsonSerializer(Serializer):
     """``orjson`` where it can, the strict standard library where orjson refuses.
 
     orjson refuses integers beyond 64 bits and non-string dict keys that the standard
-    library accepts, and reads integers beyond 64 bits as floats; falling back keeps
-    behaviour identical to :class:`StdlibSerializer`.
+    library accepts, reads integers beyond 64 bits as floats, and serializes datetimes and
+    dataclasses unless told not to; falling back keeps behaviour identical to
+    :class:`StdlibSerializer`.
     """
 
     name = "orjson"
@@ -145,6 +202,9 @@ class OrjsonSerializer(Serializer):
         import orjson
 
         self._orjson_dumps = orjson.dumps
+        # Datetimes and dataclasses are not JSON: let them fail as in the standard library
+        # instead of being turned into strings and objects.
+        self._orjson_options = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
         self._orjson_loads = orjson.loads
         self._decode_error = orjson.JSONDecodeError
         self._encode_error = orjson.JSONEncodeError
@@ -152,12 +212,16 @@ class OrjsonSerializer(Serializer):
 
     def dumps(self, value: Any) -> bytes:
         try:
-            data: bytes = self._orjson_dumps(value)
+            data: bytes = self._orjson_dumps(value, option=self._orjson_options)
         except self._encode_error:
             return self._stdlib.dumps(value)
         return data
 
     def loads(self, data: bytes) -> Any:
+        if nesting_depth_exceeds(data, PARSER_MAX_DEPTH):
+            # orjson reads up to 1024 levels, the standard library fewer (depending on the
+            # caller's stack): one fixed limit makes both refuse the same texts.
+            raise JsonDecodeError(f"nested deeper than {PARSER_MAX_DEPTH} levels")
         if _LONG_DIGITS.search(data):
             # orjson turns integers beyond 64 bits into floats; keep them exact.
             return self._stdlib.loads(data)

@@ -18,13 +18,20 @@ a batch reply), which is why output always goes through that buffer.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from rpcbd.codecs.base import DEFAULT_MAX_MESSAGE_SIZE, Deframer, Dialect, Framing
 from rpcbd.codecs.framing import get_framing
-from rpcbd.codecs.serializer import JsonDecodeError, Serializer, default_serializer
+from rpcbd.codecs.serializer import (
+    DEFAULT_MAX_NESTING_DEPTH,
+    JsonDecodeError,
+    Serializer,
+    default_serializer,
+    nesting_depth_exceeds,
+)
 from rpcbd.core.events import (
     CancelRequested,
     ConnectionClosed,
@@ -54,6 +61,7 @@ from rpcbd.typing import Params, RequestId
 
 __all__ = [
     "DEFAULT_MAX_BATCH_SIZE",
+    "DEFAULT_MAX_CALLS_IN_FLIGHT",
     "DEFAULT_MAX_PENDING_REQUESTS",
     "BatchEntry",
     "Endpoint",
@@ -62,6 +70,8 @@ __all__ = [
 
 #: Default bound on the peer's unanswered requests per connection (``max_pending_requests``).
 DEFAULT_MAX_PENDING_REQUESTS = 128
+#: Default bound on this side's calls awaiting a reply per connection (``max_calls_in_flight``).
+DEFAULT_MAX_CALLS_IN_FLIGHT = 1024
 #: Default bound on the number of members in one incoming batch (``max_batch_size``).
 DEFAULT_MAX_BATCH_SIZE = 1000
 
@@ -70,6 +80,13 @@ TraceHook = Callable[[str, bytes], None]
 
 #: One member of an outgoing batch: ``(method, params, expects_reply)``.
 BatchEntry = tuple[str, Params, bool]
+
+
+def _is_valid_id(value: Any) -> bool:
+    # The same rule as rpcbd.codecs.jsonrpc2.is_valid_id (importing it here would be
+    # circular): a string, a finite number or null, and a bool is not a number.
+    kind = type(value)
+    return value is None or kind is int or kind is str or (kind is float and math.isfinite(value))
 
 
 class _MessageQueue(Deframer):
@@ -119,6 +136,12 @@ class Endpoint:
             (the peer feels flow control) — unless this side has a call of its own in
             flight, because then its reply must get through: requests beyond the bound
             are answered ``-32000`` (server busy) at once instead.
+        max_calls_in_flight: the most calls of this side awaiting replies (default 1024);
+            beyond it ``send_request`` raises :class:`~rpcbd.LocalProtocolError` (runtimes
+            make callers wait for room instead, see :attr:`can_send_request`).
+        max_nesting_depth: the deepest array/object nesting read (default 512); deeper
+            input is answered ``-32600`` with ``data`` ``{"reason": "nesting too deep",
+            "limit": N}`` and never reaches the JSON parser's recursion.
         serializer: the JSON serializer (default: orjson if installed, else ``json``).
         trace: called with ``("-->", payload)`` for every message sent and
             ``("<--", payload)`` for every message received.
@@ -132,6 +155,8 @@ class Endpoint:
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
         max_pending_requests: int = DEFAULT_MAX_PENDING_REQUESTS,
+        max_calls_in_flight: int = DEFAULT_MAX_CALLS_IN_FLIGHT,
+        max_nesting_depth: int = DEFAULT_MAX_NESTING_DEPTH,
         serializer: Serializer | None = None,
         trace: TraceHook | None = None,
     ) -> None:
@@ -139,8 +164,11 @@ class Endpoint:
             from rpcbd.codecs.jsonrpc2 import JSONRPC_V2
 
             dialect = JSONRPC_V2
-        if max_batch_size < 1 or max_pending_requests < 1:
-            raise ValueError("max_batch_size and max_pending_requests must be positive")
+        if min(max_batch_size, max_pending_requests, max_calls_in_flight, max_nesting_depth) < 1:
+            raise ValueError(
+                "max_batch_size, max_pending_requests, max_calls_in_flight and "
+                "max_nesting_depth must be positive"
+            )
         self._dialect = dialect
         self._framing = None if framing is None else get_framing(framing)
         self._deframer: Deframer = (
@@ -155,6 +183,8 @@ class Endpoint:
         self._max_message_size = max_message_size
         self._max_batch_size = max_batch_size
         self._max_pending_requests = max_pending_requests
+        self._max_calls_in_flight = max_calls_in_flight
+        self._max_nesting_depth = max_nesting_depth
         self.trace = trace
         self._state = ConnectionState()
         self._outgoing = OutgoingCalls()
@@ -196,6 +226,17 @@ class Endpoint:
         return len(self._incoming)
 
     @property
+    def partial_message_pending(self) -> bool:
+        """Whether bytes of an incomplete frame are buffered (stream endpoints). Runtimes
+        use it to bound how long a half-sent message may hold memory (slow loris)."""
+        return self._frame is not None and self._deframer.buffered > 0
+
+    @property
+    def can_send_request(self) -> bool:
+        """False while this side's calls in flight are at ``max_calls_in_flight``."""
+        return len(self._outgoing) < self._max_calls_in_flight
+
+    @property
     def bytes_to_send(self) -> int:
         """Bytes queued and not yet taken by :meth:`data_to_send`."""
         return self._out_size
@@ -207,7 +248,8 @@ class Endpoint:
         if self._state.state is not State.OPEN:
             self._state.process(Input.SEND)
 
-    def _check_params(self, params: Params) -> Params:
+    def _check_params(self, params: Any) -> Params:
+        # Any, not Params: callers (runtimes, users without a type checker) pass tuples too.
         if params is None or type(params) is list:
             return params
         if type(params) is tuple:
@@ -235,7 +277,9 @@ class Endpoint:
         self._out.append(data)
         self._out_size += len(data)
 
-    def send_request(self, method: str, params: Params = None, *, id: RequestId = None) -> RequestId:
+    def send_request(
+        self, method: str, params: Params = None, *, id: RequestId = None
+    ) -> RequestId:
         """Queue a request and record it as in flight.
 
         Args:
@@ -250,12 +294,20 @@ class Endpoint:
 
         Raises:
             LocalProtocolError: the connection is not open, the params do not fit the
-                dialect, the id is in flight already, or the params are not JSON.
+                dialect, the id is in flight already or is not a string or a number, or
+                the params are not JSON.
         """
         self._check_send()
         params = self._check_params(params)
+        if len(self._outgoing) >= self._max_calls_in_flight:
+            raise LocalProtocolError(
+                f"{len(self._outgoing)} calls in flight already (max_calls_in_flight)"
+            )
         if id is None:
             id = self._outgoing.allocate(method)
+        elif not _is_valid_id(id):
+            # Also refuses True/False: JSON has them, but they are not ids.
+            raise LocalProtocolError(f"a request id must be a string or a number, not {id!r}")
         else:
             self._outgoing.add(id, method)
         try:
@@ -295,6 +347,12 @@ class Endpoint:
             raise LocalProtocolError(f"JSON-RPC {self._dialect.version} has no batches")
         if not entries:
             raise LocalProtocolError("a batch needs at least one member (the spec forbids [])")
+        expecting = sum(1 for entry in entries if entry[2])
+        if len(self._outgoing) + expecting > self._max_calls_in_flight:
+            raise LocalProtocolError(
+                f"{expecting} more calls would exceed max_calls_in_flight "
+                f"({self._max_calls_in_flight})"
+            )
         ids: list[RequestId] = []
         parts: list[bytes] = []
         try:
@@ -413,8 +471,9 @@ class Endpoint:
         if self._frame is None:
             raise LocalProtocolError("this endpoint reads whole messages: use receive_message")
         if self._state.state is not State.OPEN:
-            if self._state.process(Input.RECEIVE) is State.CLOSED:
-                return
+            # The table refuses (ERROR) or keeps CLOSED, where late bytes are dropped.
+            self._state.process(Input.RECEIVE)
+            return
         self._deframer.feed(data)
 
     def receive_message(self, message: bytes | str) -> None:
@@ -426,8 +485,9 @@ class Endpoint:
         if self._frame is not None:
             raise LocalProtocolError("this endpoint reads a byte stream: use receive_data")
         if self._state.state is not State.OPEN:
-            if self._state.process(Input.RECEIVE) is State.CLOSED:
-                return
+            # The table refuses (ERROR) or keeps CLOSED, where late bytes are dropped.
+            self._state.process(Input.RECEIVE)
+            return
         if isinstance(message, str):
             try:
                 message = message.encode("utf-8")
@@ -522,6 +582,13 @@ class Endpoint:
     def _handle_payload(self, payload: bytes) -> None:
         if self.trace is not None:
             self.trace("<--", payload)
+        if nesting_depth_exceeds(payload, self._max_nesting_depth):
+            error: RpcError = RpcInvalidError(
+                data={"reason": "nesting too deep", "limit": self._max_nesting_depth}
+            )
+            self._queue_payload(self._encode(self._dialect.error_response(None, error)))
+            self._events.append(InvalidMessageReceived(error))
+            return
         try:
             value = self._loads(payload)
         except JsonDecodeError as exc:
@@ -566,7 +633,11 @@ class Endpoint:
         else:
             batch.parts.append(payload)
 
-    def _handle_item(self, item: Request | Notification | Response | ErrorResponse | Invalid, batch: BatchReply | None) -> None:
+    def _handle_item(
+        self,
+        item: Request | Notification | Response | ErrorResponse | Invalid,
+        batch: BatchReply | None,
+    ) -> None:
         kind = type(item)
         if kind is Request:
             assert isinstance(item, Request)
@@ -577,8 +648,10 @@ class Endpoint:
                 self._reply_now(
                     item.id,
                     RpcServerBusyError(
-                        data={"reason": "too many requests in flight",
-                              "limit": self._max_pending_requests}
+                        data={
+                            "reason": "too many requests in flight",
+                            "limit": self._max_pending_requests,
+                        }
                     ),
                     None,
                 )
@@ -625,7 +698,14 @@ class Endpoint:
                 InvalidMessageReceived(RemoteProtocolError("$/cancelRequest without an id"))
             )
             return
-        call = self._incoming.find(params["id"])
+        id = params["id"]
+        if not _is_valid_id(id):
+            # An array or object is not an id, and would not even be hashable.
+            self._events.append(
+                InvalidMessageReceived(RemoteProtocolError("$/cancelRequest with an invalid id"))
+            )
+            return
+        call = self._incoming.find(id)
         if call is not None and not call.cancelled:
             call.cancelled = True
             self._events.append(CancelRequested(call.event))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from rpcbd.exceptions import RpcError
 from rpcbd.typing import Params, RequestId
@@ -88,4 +88,4 @@ class Invalid:
 
 
 #: One decoded element.
-Message = Union[Request, Notification, Response, ErrorResponse]
+Message = Request | Notification | Response | ErrorResponse

@@ -219,10 +219,17 @@ class Connection:
             max_message_size=options["max_message_size"],
             max_batch_size=options["max_batch_size"],
             max_pending_requests=options["max_pending_requests"],
+            max_calls_in_flight=options["max_calls_in_flight"],
+            max_nesting_depth=options["max_nesting_depth"],
             serializer=options["serializer"],
             trace=self._trace if wire_log.isEnabledFor(logging.DEBUG) else None,
         )
         self._message_based = transport.message_based
+        self._partial_timeout: float | None = (
+            None if transport.message_based else options["partial_message_timeout"]
+        )
+        self._partial_timer: int | None = None
+        self._room_waiters = 0
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._write_lock = threading.Lock()
@@ -309,16 +316,18 @@ class Connection:
             with lock:
                 if endpoint.state is not State.OPEN:
                     return
-                if endpoint.wants_data():
-                    events = None
-                else:
+                # Frames left in the buffer by an earlier pause come before new bytes.
+                events = endpoint.events_received()
+                if not events and not endpoint.wants_data():
                     # Back pressure: too many unanswered requests and no call of ours in
                     # flight. Replies (or a call of ours) wake us.
                     self._paused = True
                     self._cond.wait()
                     self._paused = False
                     events = endpoint.events_received()
-            if events is None:
+                    if not events:
+                        continue
+            if not events:
                 try:
                     data = transport.read()
                 except OSError as exc:
@@ -333,14 +342,40 @@ class Connection:
                         assert isinstance(data, bytes)
                         endpoint.receive_data(data)
                     events = endpoint.events_received()
+                    if self._room_waiters and endpoint.can_send_request:
+                        self._cond.notify_all()
+            if self._partial_timeout is not None:
+                self._watch_partial_message()
             self._flush()
             if events:
                 self._dispatch(events)
+
+    def _watch_partial_message(self) -> None:
+        """Bound the time one frame may stay half-received (slow loris)."""
+        partial = self._endpoint.partial_message_pending and not self._paused
+        if partial and self._partial_timer is None:
+            assert self._partial_timeout is not None
+            self._partial_timer = self._peer._timer.call_at(
+                time.monotonic() + self._partial_timeout, self._partial_message_expired
+            )
+        elif not partial and self._partial_timer is not None:
+            self._peer._timer.cancel(self._partial_timer)
+            self._partial_timer = None
+
+    def _partial_message_expired(self) -> None:
+        log.warning(
+            "closing %s: a message has been arriving for over %s s (partial_message_timeout)",
+            self.description,
+            self._partial_timeout,
+        )
+        self._transport.abort()
 
     def _finish(self) -> None:
         if self._finished:
             return
         self._finished = True
+        if self._partial_timer is not None:
+            self._peer._timer.cancel(self._partial_timer)
         with self._lock:
             self._endpoint.close()
             events = self._endpoint.events_received()
@@ -429,6 +464,7 @@ class Connection:
             endpoint = self._endpoint
             if endpoint.state is not State.OPEN:
                 raise ConnectionClosedError(f"connection to {self.description} is closed")
+            self._wait_for_call_room(1)
             params = self._export_callbacks(params, waiter)
             try:
                 id = endpoint.send_request(method, params)
@@ -442,6 +478,27 @@ class Connection:
         self._wait_for_room()
         return id
 
+    def _wait_for_call_room(self, calls: int) -> None:
+        """Called holding _lock: wait while ``calls`` more would exceed max_calls_in_flight.
+
+        The reader thread cannot wait (it delivers the replies that make room), so there
+        the endpoint's LocalProtocolError comes through instead.
+        """
+        endpoint = self._endpoint
+        limit = endpoint._max_calls_in_flight
+        if endpoint.calls_in_flight + calls <= limit or threading.current_thread() is self._reader:
+            return
+        if calls > limit:
+            raise LocalProtocolError(f"{calls} calls exceed max_calls_in_flight ({limit})")
+        self._room_waiters += 1
+        try:
+            while endpoint.calls_in_flight + calls > limit:
+                if endpoint.state is not State.OPEN:
+                    raise ConnectionClosedError(f"connection to {self.description} is closed")
+                self._cond.wait()
+        finally:
+            self._room_waiters -= 1
+
     def _drop_callbacks(self, waiter: _Waiter) -> None:
         for name in waiter.callbacks:
             self._callbacks.pop(name, None)
@@ -451,6 +508,8 @@ class Connection:
         is already on its way to the waiter."""
         with self._lock:
             gave_up = self._endpoint.cancel_call(id)
+            if self._room_waiters:
+                self._cond.notify_all()
             if gave_up:
                 waiter = self._waiters.pop(id, None)
                 if waiter is not None:
@@ -605,6 +664,7 @@ class Connection:
             endpoint = self._endpoint
             if endpoint.state is not State.OPEN:
                 raise ConnectionClosedError(f"connection to {self.description} is closed")
+            self._wait_for_call_room(sum(1 for entry in entries if entry[2]))
             ids = endpoint.send_batch(entries)
             for (method, _, expects_reply), id in zip(entries, ids, strict=True):
                 if expects_reply:

@@ -16,7 +16,12 @@ from typing import Any
 from rpcbd.codecs.base import DEFAULT_MAX_MESSAGE_SIZE, Dialect
 from rpcbd.codecs.jsonrpc2 import JSONRPC_V2
 from rpcbd.codecs.serializer import Serializer, default_serializer
-from rpcbd.core.endpoint import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_PENDING_REQUESTS
+from rpcbd.codecs.serializer import DEFAULT_MAX_NESTING_DEPTH
+from rpcbd.core.endpoint import (
+    DEFAULT_MAX_BATCH_SIZE,
+    DEFAULT_MAX_CALLS_IN_FLIGHT,
+    DEFAULT_MAX_PENDING_REQUESTS,
+)
 from rpcbd.dispatch import MethodInfo, method_table
 from rpcbd.exceptions import LocalProtocolError
 from rpcbd.threaded.connection import _USE_DEFAULT, Connection
@@ -36,6 +41,9 @@ __all__ = [
 
 log = logging.getLogger("rpcbd")
 
+#: Seconds a partly received frame may stay incomplete before the connection is closed.
+DEFAULT_PARTIAL_MESSAGE_TIMEOUT = 60.0
+
 #: Options a peer, ``listen`` or ``connect`` accepts, with their defaults. Transports read
 #: the ones that concern them (``ssl_context`` for tls, ``origins`` for ws, ...).
 DEFAULT_OPTIONS: dict[str, Any] = {
@@ -43,6 +51,9 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "max_message_size": DEFAULT_MAX_MESSAGE_SIZE,
     "max_batch_size": DEFAULT_MAX_BATCH_SIZE,
     "max_pending_requests": DEFAULT_MAX_PENDING_REQUESTS,
+    "max_calls_in_flight": DEFAULT_MAX_CALLS_IN_FLIGHT,
+    "max_nesting_depth": DEFAULT_MAX_NESTING_DEPTH,
+    "partial_message_timeout": DEFAULT_PARTIAL_MESSAGE_TIMEOUT,
     "max_connections": None,
     "json": None,
     "connect_timeout": None,

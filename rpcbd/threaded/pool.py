@@ -41,7 +41,9 @@ class WorkerPool:
             if self._stopping or len(self._jobs) >= self.max_queue:
                 return False
             self._jobs.append(job)
-            if self._idle:
+            # A notified worker counts as idle until it wakes, so compare with the queue
+            # length: if the queue outgrows the idle workers, another thread is needed.
+            if len(self._jobs) <= self._idle:
                 self._cond.notify()
             elif len(self._threads) < self.size:
                 thread = threading.Thread(
@@ -88,7 +90,7 @@ class Timer:
         self._name = name
         self._cond = threading.Condition(threading.Lock())
         self._heap: list[tuple[float, int, Callable[[], None]]] = []
-        self._cancelled: set[int] = set()
+        self._live: set[int] = set()
         self._counter = itertools.count()
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -98,6 +100,7 @@ class Timer:
         with self._cond:
             handle = next(self._counter)
             heapq.heappush(self._heap, (deadline, handle, function))
+            self._live.add(handle)
             if self._thread is None and not self._stopping:
                 self._thread = threading.Thread(target=self._run, name=self._name)
                 self._thread.start()
@@ -108,8 +111,7 @@ class Timer:
     def cancel(self, handle: int) -> None:
         """Forget a pending call (no effect if it ran already)."""
         with self._cond:
-            if any(entry[1] == handle for entry in self._heap):
-                self._cancelled.add(handle)
+            self._live.discard(handle)
 
     def _run(self) -> None:
         while True:
@@ -125,9 +127,9 @@ class Timer:
                 if self._stopping:
                     return
                 _, handle, function = heapq.heappop(self._heap)
-                if handle in self._cancelled:
-                    self._cancelled.discard(handle)
-                    continue
+                if handle not in self._live:
+                    continue  # cancelled
+                self._live.discard(handle)
             try:
                 function()
             except BaseException:
