@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import select
+import selectors
 import threading
 import time
 import uuid
@@ -242,6 +244,10 @@ class Connection:
         self._closed_event = threading.Event()
         self._finished = False
         self._reader: threading.Thread | None = None
+        # The thread that reads from the transport and dispatches, one at a time: the
+        # reader thread, or a blocking caller reading its own reply.
+        self._duty: threading.Thread | None = None
+        self._caller_reads = transport.fileno() is not None
         self.request = MethodProxy(self._invoke_request)
         self.notification = MethodProxy(self._invoke_notification)
         self.notify = self.notification
@@ -309,46 +315,98 @@ class Connection:
             self._finish()
 
     def _read_loop(self) -> None:
+        """The reader thread: read whenever no caller holds read duty.
+
+        On transports that can wait for readability (plain sockets), the thread waits
+        *without* holding read duty, so a blocking caller can take duty and read its own
+        reply (no thread hand-off on the latency path); the thread takes duty only when
+        data is ready and nobody else is reading. Other transports block in ``read()``
+        holding duty, and callers get their replies from this thread.
+        """
         endpoint = self._endpoint
         transport = self._transport
         lock = self._lock
-        while True:
-            with lock:
-                if endpoint.state is not State.OPEN:
-                    return
-                # Frames left in the buffer by an earlier pause come before new bytes.
-                events = endpoint.events_received()
-                if not events and not endpoint.wants_data():
-                    # Back pressure: too many unanswered requests and no call of ours in
-                    # flight. Replies (or a call of ours) wake us.
-                    self._paused = True
-                    self._cond.wait()
-                    self._paused = False
-                    events = endpoint.events_received()
-                    if not events:
-                        continue
-            if not events:
-                try:
-                    data = transport.read()
-                except OSError as exc:
-                    log.debug("read from %s failed: %s", self.description, exc)
-                    data = None
+        current = threading.current_thread()
+        fd = transport.fileno()
+        selector: selectors.BaseSelector | None = None
+        if fd is not None:
+            selector = selectors.DefaultSelector()
+            selector.register(fd, selectors.EVENT_READ)
+        try:
+            while True:
                 with lock:
-                    if data is None:
-                        endpoint.receive_eof()
-                    elif self._message_based:
-                        endpoint.receive_message(data)
-                    else:
-                        assert isinstance(data, bytes)
-                        endpoint.receive_data(data)
+                    while self._duty is not None and endpoint.state is State.OPEN:
+                        self._cond.wait()  # a caller is reading; it will release duty
+                    if endpoint.state is not State.OPEN:
+                        return
+                    # Frames left in the buffer by an earlier pause come before new bytes.
                     events = endpoint.events_received()
-                    if self._room_waiters and endpoint.can_send_request:
-                        self._cond.notify_all()
+                    if not events and not endpoint.wants_data():
+                        # Back pressure: too many unanswered requests and no call of ours
+                        # in flight. Replies (or a call of ours) wake us.
+                        self._paused = True
+                        self._cond.wait()
+                        self._paused = False
+                        continue
+                    if events or selector is None:
+                        self._duty = current
+                if events:
+                    self._flush()
+                    self._dispatch_holding_duty(events)
+                    continue
+                if selector is not None:
+                    selector.select()
+                    with lock:
+                        if self._duty is not None:
+                            continue  # a caller took duty and reads the data itself
+                        self._duty = current
+                    self._read_and_ingest(nowait=True)
+                else:
+                    self._read_and_ingest(nowait=False)
+        finally:
+            if selector is not None:
+                selector.close()
+
+    def _release_duty(self) -> None:
+        with self._lock:
+            self._duty = None
+            self._cond.notify_all()
+
+    def _dispatch_holding_duty(self, events: list[Event]) -> None:
+        try:
+            self._dispatch(events)
+        finally:
+            self._release_duty()
+
+    def _read_and_ingest(self, *, nowait: bool) -> None:
+        """Read one chunk and process it; called holding read duty, which it releases."""
+        endpoint = self._endpoint
+        try:
+            try:
+                data = self._transport.read_nowait() if nowait else self._transport.read()
+            except BlockingIOError:
+                return  # someone else consumed what woke us
+            except OSError as exc:
+                log.debug("read from %s failed: %s", self.description, exc)
+                data = None
+            with self._lock:
+                if data is None:
+                    endpoint.receive_eof()
+                elif self._message_based:
+                    endpoint.receive_message(data)
+                else:
+                    assert isinstance(data, bytes)
+                    endpoint.receive_data(data)
+                events = endpoint.events_received()
+                if self._room_waiters and endpoint.can_send_request:
+                    self._cond.notify_all()
             if self._partial_timeout is not None:
                 self._watch_partial_message()
             self._flush()
             if events:
                 self._dispatch(events)
+        finally:
+            self._release_duty()
 
     def _watch_partial_message(self) -> None:
         """Bound the time one frame may stay half-received (slow loris)."""
@@ -418,9 +476,9 @@ class Connection:
 
     def _wait_for_room(self) -> None:
         """Caller threads (not the reader) wait while too much output is unsent."""
-        if (
-            self._endpoint.bytes_to_send > HIGH_WATER
-            and threading.current_thread() is not self._reader
+        if self._endpoint.bytes_to_send > HIGH_WATER and threading.current_thread() not in (
+            self._reader,
+            self._duty,
         ):
             with self._lock:
                 while self._endpoint.bytes_to_send > HIGH_WATER and not self.closed:
@@ -486,7 +544,10 @@ class Connection:
         """
         endpoint = self._endpoint
         limit = endpoint._max_calls_in_flight
-        if endpoint.calls_in_flight + calls <= limit or threading.current_thread() is self._reader:
+        if endpoint.calls_in_flight + calls <= limit or threading.current_thread() in (
+            self._reader,
+            self._duty,
+        ):
             return
         if calls > limit:
             raise LocalProtocolError(f"{calls} calls exceed max_calls_in_flight ({limit})")
@@ -538,7 +599,8 @@ class Connection:
     def _call(
         self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: Any
     ) -> Any:
-        if threading.current_thread() is self._reader:
+        current = threading.current_thread()
+        if current is self._reader or current is self._duty:
             raise LocalProtocolError(
                 f"blocking call to {method!r} from the reader thread of {self.description} "
                 "would deadlock (the reply could never be read): make the handler @mayblock, "
@@ -549,19 +611,25 @@ class Connection:
         id = self._send_request(method, make_params(args, kwargs), waiter)
         assert waiter.queue is not None
         get = waiter.queue.get
+        deadline = None if wait is None else time.monotonic() + wait
         try:
             while True:
                 try:
-                    item = get(timeout=wait) if wait is not None else get()
+                    if self._caller_reads:
+                        item = self._read_own_reply(waiter.queue, deadline)
+                    else:
+                        item = get(timeout=wait) if wait is not None else get()
                 except queue.Empty:
                     if self._give_up(id):
                         raise RpcTimeoutError(
                             f"no reply to {method!r} from {self.description} within {wait} s"
                         ) from None
-                    wait = None  # the reply is being delivered right now
+                    wait = deadline = None  # the reply is being delivered right now
                     continue
                 if type(item) is _CallbackJob:
                     self._run_callback(item)
+                    if wait is not None:
+                        deadline = time.monotonic() + wait  # the timeout bounds silence
                     continue
                 ok, value = item
                 if ok:
@@ -571,6 +639,39 @@ class Connection:
             if waiter.callbacks:
                 with self._lock:
                     self._drop_callbacks(waiter)
+
+    def _read_own_reply(self, replies: queue.SimpleQueue[Any], deadline: float | None) -> Any:
+        """Wait for the next item of ``replies``, reading from the transport meanwhile
+        whenever no other thread holds read duty. Raises ``queue.Empty`` at ``deadline``."""
+        current = threading.current_thread()
+        while True:
+            try:
+                return replies.get_nowait()
+            except queue.Empty:
+                pass
+            with self._lock:
+                took = self._duty is None and self._endpoint.state is State.OPEN
+                if took:
+                    self._duty = current
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if not took:
+                # Someone else reads; they hand our reply over.
+                if remaining is None:
+                    return replies.get()
+                return replies.get(timeout=max(0.0, remaining))
+            if remaining is None:
+                self._read_and_ingest(nowait=False)
+                continue
+            fd = self._transport.fileno()
+            if fd is None or not select.select([fd], [], [], max(0.0, remaining))[0]:
+                self._release_duty()
+                if fd is None:
+                    continue
+                try:
+                    return replies.get_nowait()
+                except queue.Empty:
+                    raise queue.Empty from None
+            self._read_and_ingest(nowait=True)
 
     def _invoke_request(
         self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]

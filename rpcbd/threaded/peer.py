@@ -15,8 +15,7 @@ from typing import Any
 
 from rpcbd.codecs.base import DEFAULT_MAX_MESSAGE_SIZE, Dialect
 from rpcbd.codecs.jsonrpc2 import JSONRPC_V2
-from rpcbd.codecs.serializer import Serializer, default_serializer
-from rpcbd.codecs.serializer import DEFAULT_MAX_NESTING_DEPTH
+from rpcbd.codecs.serializer import DEFAULT_MAX_NESTING_DEPTH, Serializer, default_serializer
 from rpcbd.core.endpoint import (
     DEFAULT_MAX_BATCH_SIZE,
     DEFAULT_MAX_CALLS_IN_FLIGHT,

@@ -50,6 +50,22 @@ class Transport(ABC):
         """Free the resources (file descriptors, child processes). Called after the
         reader stopped. Idempotent."""
 
+    def fileno(self) -> int | None:
+        """A file descriptor that ``select()`` reports readable exactly when :meth:`read`
+        would not block, or None (the default) if there is none.
+
+        When there is one, a thread blocked in a call reads its own reply instead of
+        waiting for the reader thread to hand it over (lower latency); the transport must
+        then implement :meth:`read_nowait`. TLS sockets have no such descriptor (the TLS
+        layer buffers records the kernel no longer sees).
+        """
+        return None
+
+    def read_nowait(self) -> bytes | str | None:
+        """Like :meth:`read`, but raise ``BlockingIOError`` instead of blocking. Only
+        called when :meth:`fileno` is not None."""
+        return self.read()
+
 
 class ListenerBackend(ABC):
     """Accepts connections for a threaded listener.

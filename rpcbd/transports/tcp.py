@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -50,6 +51,22 @@ class SocketTransport(Transport):
                 return None
             raise
         return data or None
+
+    def read_nowait(self) -> bytes | None:
+        try:
+            data = self._recv(READ_SIZE, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            raise
+        except OSError:
+            if self._aborted:
+                return None
+            raise
+        return data or None
+
+    def fileno(self) -> int | None:
+        if isinstance(self._sock, ssl.SSLSocket) or not hasattr(socket, "MSG_DONTWAIT"):
+            return None
+        return self._sock.fileno()
 
     def write(self, chunks: list[bytes]) -> None:
         if self._aborted:
