@@ -13,9 +13,10 @@ Exposure rules (the security boundary; tested in tests/test_dispatch.py):
 from __future__ import annotations
 
 import inspect
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from rpcbd.exceptions import RpcInvalidParamsError
 
@@ -66,9 +67,32 @@ class Handler:
         """Called once after the connection closed (override to use)."""
 
 
-def _mark(func: Any, attribute: str, value: Any) -> None:
-    target = func.__func__ if isinstance(func, (staticmethod, classmethod)) else func
+def _copy_function(func: types.FunctionType) -> types.FunctionType:
+    copy = types.FunctionType(
+        func.__code__, func.__globals__, func.__name__, func.__defaults__, func.__closure__
+    )
+    copy.__kwdefaults__ = func.__kwdefaults__
+    copy.__qualname__ = func.__qualname__
+    copy.__doc__ = func.__doc__
+    copy.__module__ = func.__module__
+    copy.__annotations__ = dict(func.__annotations__)
+    copy.__dict__.update(func.__dict__)
+    return copy
+
+
+def _mark(func: Any, attribute: str, value: Any) -> Any:
+    """Return ``func`` (a function, staticmethod or classmethod) marked with ``attribute``.
+
+    A plain function is copied before it is marked: ``echo = hidden(Base.echo)`` or
+    ``_reset = exposed(Base._reset)`` in a subclass must change the subclass only, never
+    expose or hide the method on ``Base`` (whose table may not be built yet) as well.
+    """
+    wrapper = type(func) if isinstance(func, (staticmethod, classmethod)) else None
+    target = func.__func__ if wrapper is not None else func
+    if isinstance(target, types.FunctionType):
+        target = _copy_function(target)
     setattr(target, attribute, value)
+    return target if wrapper is None else wrapper(target)
 
 
 @overload
@@ -86,30 +110,27 @@ def exposed(func: Any = None, *, name: str | None = None) -> Any:
         name, func = func, None
 
     def decorate(f: F) -> F:
-        _mark(f, "_rpcbd_exposed", True)
+        marked = _mark(f, "_rpcbd_exposed", True)
         if name is not None:
-            _mark(f, "_rpcbd_name", name)
-        return f
+            marked = _mark(marked, "_rpcbd_name", name)
+        return cast(F, marked)
 
     return decorate if func is None else decorate(func)
 
 
 def hidden(func: F) -> F:
     """Never expose this method to the wire."""
-    _mark(func, "_rpcbd_hidden", True)
-    return func
+    return cast(F, _mark(func, "_rpcbd_hidden", True))
 
 
 def mayblock(func: F) -> F:
     """Run this method on the worker pool: it may block and may call the other side."""
-    _mark(func, "_rpcbd_blocks", True)
-    return func
+    return cast(F, _mark(func, "_rpcbd_blocks", True))
 
 
 def willnotblock(func: F) -> F:
     """Run this method inline on the reader thread (or event loop): it must not block."""
-    _mark(func, "_rpcbd_blocks", False)
-    return func
+    return cast(F, _mark(func, "_rpcbd_blocks", False))
 
 
 @dataclass(frozen=True, slots=True)

@@ -232,6 +232,7 @@ class Connection:
         )
         self._partial_timer: int | None = None
         self._room_waiters = 0
+        self._sleepers = 0
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._write_lock = threading.Lock()
@@ -278,7 +279,7 @@ class Connection:
             if self._endpoint.state is State.OPEN:
                 self._endpoint.close()
                 events = self._endpoint.events_received()
-            self._cond.notify_all()
+            self._wake()
         self._dispatch(events)
         # Send what was queued before the close (a last notification, say), briefly.
         if self._write_lock.acquire(timeout=2.0):
@@ -336,7 +337,7 @@ class Connection:
             while True:
                 with lock:
                     while self._duty is not None and endpoint.state is State.OPEN:
-                        self._cond.wait()  # a caller is reading; it will release duty
+                        self._wait()  # a caller is reading; it will release duty
                     if endpoint.state is not State.OPEN:
                         return
                     # Frames left in the buffer by an earlier pause come before new bytes.
@@ -345,7 +346,7 @@ class Connection:
                         # Back pressure: too many unanswered requests and no call of ours
                         # in flight. Replies (or a call of ours) wake us.
                         self._paused = True
-                        self._cond.wait()
+                        self._wait()
                         self._paused = False
                         continue
                     if events or selector is None:
@@ -367,14 +368,29 @@ class Connection:
             if selector is not None:
                 selector.close()
 
+    def _wait(self) -> None:
+        """Wait on the connection's condition; called holding ``_lock``."""
+        self._sleepers += 1
+        try:
+            self._cond.wait()
+        finally:
+            self._sleepers -= 1
+
+    def _wake(self) -> None:
+        """Wake every thread in :meth:`_wait` (state changed); called holding ``_lock``.
+        Free when nobody waits, which is the common case on the hot path."""
+        if self._sleepers:
+            self._cond.notify_all()
+
     def _release_duty(self) -> None:
         with self._lock:
             self._duty = None
-            self._cond.notify_all()
+            self._wake()
 
     def _dispatch_holding_duty(self, events: list[Event]) -> None:
         try:
             self._dispatch(events)
+            self._flush()
         finally:
             self._release_duty()
 
@@ -399,12 +415,13 @@ class Connection:
                     endpoint.receive_data(data)
                 events = endpoint.events_received()
                 if self._room_waiters and endpoint.can_send_request:
-                    self._cond.notify_all()
+                    self._wake()
             if self._partial_timeout is not None:
                 self._watch_partial_message()
             self._flush()
             if events:
                 self._dispatch(events)
+                self._flush()  # the replies of inline handlers, in one write
         finally:
             self._release_duty()
 
@@ -455,6 +472,33 @@ class Connection:
         if self._write_lock.acquire(blocking=False):
             self._write_pending()
 
+    def _take_output(self) -> list[bytes] | None:
+        """Called holding ``_lock``: claim the writer role together with the queued
+        output, saving the writer a second trip through the lock. None if another thread
+        is writing (it will send this output too) or nothing is queued."""
+        if not self._write_lock.acquire(blocking=False):
+            return None
+        chunks = self._endpoint.data_to_send()
+        if not chunks:
+            self._write_lock.release()
+            return None
+        return chunks
+
+    def _write_taken(self, chunks: list[bytes] | None) -> None:
+        """Write output claimed by :meth:`_take_output`, then whatever queued meanwhile."""
+        if chunks is None:
+            return
+        try:
+            self._transport.write(chunks)
+        except BaseException as exc:
+            self._write_lock.release()
+            if not isinstance(exc, (OSError, TransportError)):
+                raise
+            log.debug("write to %s failed: %s", self.description, exc)
+            self._transport.abort()
+            return
+        self._write_pending()
+
     def _write_pending(self) -> None:
         # Called holding _write_lock; releases it.
         endpoint = self._endpoint
@@ -464,7 +508,7 @@ class Connection:
                     chunks = endpoint.data_to_send()
                     if not chunks:
                         self._write_lock.release()
-                        self._cond.notify_all()  # wake callers waiting for room
+                        self._wake()  # wake callers waiting for room
                         return
                 self._transport.write(chunks)
         except BaseException as exc:
@@ -484,7 +528,7 @@ class Connection:
                 while self._endpoint.bytes_to_send > HIGH_WATER and not self.closed:
                     if not self._write_lock.locked():
                         break  # nobody writing: our own _flush will
-                    self._cond.wait()
+                    self._wait()
 
     # -- calling the peer --------------------------------------------------------------
 
@@ -531,8 +575,9 @@ class Connection:
                 raise
             self._waiters[id] = waiter
             if self._paused:
-                self._cond.notify_all()  # a call of ours in flight: the reader must read
-        self._flush()
+                self._wake()  # a call of ours in flight: the reader must read
+            output = self._take_output()
+        self._write_taken(output)
         self._wait_for_room()
         return id
 
@@ -556,7 +601,7 @@ class Connection:
             while endpoint.calls_in_flight + calls > limit:
                 if endpoint.state is not State.OPEN:
                     raise ConnectionClosedError(f"connection to {self.description} is closed")
-                self._cond.wait()
+                self._wait()
         finally:
             self._room_waiters -= 1
 
@@ -570,7 +615,7 @@ class Connection:
         with self._lock:
             gave_up = self._endpoint.cancel_call(id)
             if self._room_waiters:
-                self._cond.notify_all()
+                self._wake()
             if gave_up:
                 waiter = self._waiters.pop(id, None)
                 if waiter is not None:
@@ -689,7 +734,8 @@ class Connection:
             if self._endpoint.state is not State.OPEN:
                 raise ConnectionClosedError(f"connection to {self.description} is closed")
             self._endpoint.send_notification(method, params)
-        self._flush()
+            output = self._take_output()
+        self._write_taken(output)
         self._wait_for_room()
 
     def _invoke_future(
@@ -777,7 +823,7 @@ class Connection:
                     waiters.append(waiter)
                     future.add_done_callback(partial(self._future_done, id))
             if self._paused:
-                self._cond.notify_all()
+                self._wake()
         self._flush()
         for id, waiter in zip((i for i in ids if i is not None), waiters, strict=True):
             self._arm_timer(id, waiter)
@@ -959,8 +1005,13 @@ class Connection:
                 with contextlib.suppress(LocalProtocolError):
                     endpoint.send_error(event, RpcInternalError(data="result is not JSON"))
             if self._paused:
-                self._cond.notify_all()
-        self._flush()
+                self._wake()
+            if threading.current_thread() is self._duty:
+                # An inline handler: the duty thread flushes once after dispatching
+                # everything it read, coalescing the replies into one write.
+                return
+            output = self._take_output()
+        self._write_taken(output)
 
     def _dispatch_callback(self, event: RequestReceived | NotificationReceived) -> None:
         entry = self._callbacks.get(event.method)
