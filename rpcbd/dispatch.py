@@ -15,7 +15,7 @@ from __future__ import annotations
 import inspect
 import types
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from rpcbd.exceptions import RpcInvalidParamsError
@@ -152,6 +152,61 @@ class MethodInfo:
     blocks: bool
     is_async: bool
     signature: inspect.Signature
+    shape: _Shape = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shape", _Shape(self.signature))
+
+
+class _Shape:
+    """What a signature accepts, precomputed so that binding a call's params costs a few
+    comparisons; ``Signature.bind`` runs only to explain a mismatch."""
+
+    __slots__ = ("max_positional", "min_positional", "named_possible", "names", "required_names")
+
+    def __init__(self, signature: inspect.Signature) -> None:
+        kinds = inspect.Parameter
+        self.min_positional = 0
+        self.max_positional: int | None = 0  # None: *args
+        names: set[str] | None = set()  # None: **kwargs
+        required: set[str] = set()
+        required_keyword_only = False
+        self.named_possible = True
+        for parameter in signature.parameters.values():
+            kind = parameter.kind
+            has_default = parameter.default is not kinds.empty
+            if kind in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD):
+                if self.max_positional is not None:
+                    self.max_positional += 1
+                if not has_default:
+                    self.min_positional += 1
+                    # A required positional-only parameter cannot come from an object.
+                    self.named_possible &= kind is not kinds.POSITIONAL_ONLY
+            if kind is kinds.VAR_POSITIONAL:
+                self.max_positional = None
+            if kind is kinds.VAR_KEYWORD:
+                names = None
+            elif kind in (kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY):
+                if names is not None:
+                    names.add(parameter.name)
+                if not has_default:
+                    required.add(parameter.name)
+                    required_keyword_only |= kind is kinds.KEYWORD_ONLY
+        self.names = None if names is None else frozenset(names)
+        self.required_names = frozenset(required)
+        if required_keyword_only:
+            # Positional params can never satisfy a required keyword-only parameter.
+            self.max_positional = -1
+
+    def accepts_positional(self, count: int) -> bool:
+        if count < self.min_positional:
+            return False
+        return self.max_positional is None or count <= self.max_positional
+
+    def accepts_named(self, keys: Any) -> bool:
+        if not self.named_possible or not self.required_names.issubset(keys):
+            return False
+        return self.names is None or self.names.issuperset(keys)
 
 
 #: A wire name to its method.
@@ -244,8 +299,15 @@ def bind_params(info: MethodInfo, params: Params) -> tuple[list[Any], dict[str, 
         args, kwargs = [], params
     else:
         raise RpcInvalidParamsError(data="params must be an array or an object")
+    shape = info.shape
+    if (
+        (shape.accepts_named(kwargs) and not args)
+        if kwargs
+        else shape.accepts_positional(len(args))
+    ):
+        return args, kwargs
     try:
         info.signature.bind(*args, **kwargs)
     except TypeError as exc:
         raise RpcInvalidParamsError(data=str(exc)) from None
-    return args, kwargs
+    return args, kwargs  # pragma: no cover - the shape check and bind() agree

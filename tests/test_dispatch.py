@@ -402,3 +402,58 @@ class TestBindParams:
         with pytest.raises(RpcInvalidParamsError) as caught:
             bind_params(info("star"), params)
         assert caught.value.data == "params must be an array or an object"
+
+
+SIGNATURES = [
+    "def f(a, b): pass",
+    "def f(a, b=1): pass",
+    "def f(*a): pass",
+    "def f(a, *, k): pass",
+    "def f(a, *, k=2): pass",
+    "def f(a, /, b): pass",
+    "def f(a=1, /, b=2): pass",
+    "def f(**kw): pass",
+    "def f(a, **kw): pass",
+    "def f(): pass",
+    "def f(a, *args, k=1, **kw): pass",
+    "def f(a, /, **kw): pass",
+]
+PARAMS = [
+    None,
+    [],
+    [1],
+    [1, 2],
+    [1, 2, 3],
+    {},
+    {"a": 1},
+    {"a": 1, "b": 2},
+    {"b": 2},
+    {"k": 1},
+    {"a": 1, "k": 1},
+    {"z": 1},
+    {"a": 1, "b": 2, "z": 3},
+]
+
+
+@pytest.mark.parametrize("source", SIGNATURES)
+def test_fast_binding_agrees_with_signature_bind(source: str) -> None:
+    """bind_params checks a precomputed shape instead of calling Signature.bind on every
+    call; it must accept and refuse exactly what Signature.bind does."""
+    namespace: dict[str, Any] = {}
+    exec(source, namespace)
+    signature = inspect.signature(namespace["f"])
+    info = MethodInfo("f", "f", object, False, False, signature)
+    for params in PARAMS:
+        args = params if isinstance(params, list) else []
+        kwargs = params if isinstance(params, dict) else {}
+        try:
+            signature.bind(*args, **kwargs)
+            expected = True
+        except TypeError:
+            expected = False
+        try:
+            bind_params(info, params)
+            got = True
+        except RpcInvalidParamsError:
+            got = False
+        assert got == expected, (source, params)
