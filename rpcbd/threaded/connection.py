@@ -895,7 +895,6 @@ class Connection:
             self._dispatch_callback(event)
             return
         found = self._lookup(method)
-        is_request = type(event) is RequestReceived
         if found is None:
             if isinstance(event, RequestReceived):
                 self._reply(event, error=RpcMethodNotFoundError(data=method))
@@ -921,7 +920,6 @@ class Connection:
                 )
             else:
                 log.warning("worker queue full: notification %r dropped", method)
-        del is_request
 
     def _wrap_remote_callbacks(self, params: Params) -> Params:
         """Make ``rpc.callback.*`` string arguments callable (:class:`RemoteCallback`)."""
@@ -958,7 +956,6 @@ class Connection:
     def _run_handler(
         self, event: RequestReceived | NotificationReceived, info: MethodInfo, context: CallContext
     ) -> None:
-        is_request = isinstance(event, RequestReceived)
         result: Any = None
         error: RpcError | None = None
         if context.cancelled:
@@ -986,7 +983,6 @@ class Connection:
             self._reply(event, result, error)
         elif error is not None and not isinstance(error, RpcInternalError):
             log.warning("notification %r failed: %s", event.method, error)
-        del is_request
 
     def _reply(
         self, event: RequestReceived, result: Any = None, error: RpcError | None = None
