@@ -30,7 +30,7 @@ import enum
 
 from rpcbd.exceptions import LocalProtocolError, RemoteProtocolError
 
-__all__ = ["TRANSITIONS", "ConnectionState", "Input", "State"]
+__all__ = ["TRANSITIONS", "ConnectionState", "Input", "State", "state_diagram"]
 
 
 class State(enum.Enum):
@@ -90,3 +90,13 @@ class ConnectionState:
                 f"cannot {event.value}: the connection is {self.state.value}"
             ) from None
         return self.state
+
+
+def state_diagram() -> str:
+    """The transition table as a Mermaid state diagram (the docs embed this text; a test
+    checks they match, so the picture cannot drift from the code)."""
+    lines = ["stateDiagram-v2", f"    [*] --> {State.OPEN.name}"]
+    for (state, event), target in TRANSITIONS.items():
+        lines.append(f"    {state.name} --> {target.name}: {event.value}")
+    lines.append(f"    {State.CLOSED.name} --> [*]")
+    return "\n".join(lines)
