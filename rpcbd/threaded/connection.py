@@ -68,6 +68,9 @@ wire_log = logging.getLogger("rpcbd.wire")
 #: A caller thread queuing output waits while more than this many bytes are unsent.
 HIGH_WATER = 4 * 1024 * 1024
 
+#: Seconds close() lets its own final write of queued output take.
+CLOSE_FLUSH_TIMEOUT = 2.0
+
 _USE_DEFAULT = -1
 
 
@@ -232,6 +235,8 @@ class Connection:
         )
         self._partial_timer: int | None = None
         self._room_waiters = 0
+        # Unsent output beyond this means the peer stopped reading (see _check_output_cap).
+        self._output_cap = HIGH_WATER + 2 * options["max_message_size"]
         self._sleepers = 0
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
@@ -281,9 +286,16 @@ class Connection:
                 events = self._endpoint.events_received()
             self._wake()
         self._dispatch(events)
-        # Send what was queued before the close (a last notification, say), briefly.
-        if self._write_lock.acquire(timeout=2.0):
-            self._write_pending()
+        # Send what was queued before the close (a last notification, say), unless a
+        # write is in progress: that writer may be stuck on a peer that stopped reading,
+        # and close() must not wait on it. Our own final write is bounded by a timer.
+        if self._write_lock.acquire(blocking=False):
+            timer = self._peer._timer
+            guard = timer.call_at(time.monotonic() + CLOSE_FLUSH_TIMEOUT, self._transport.abort)
+            try:
+                self._write_pending()
+            finally:
+                timer.cancel(guard)
         self._transport.abort()
         reader = self._reader
         if reader is not None and reader is not threading.current_thread():
@@ -471,6 +483,23 @@ class Connection:
         """Write what the endpoint has queued, unless another thread is writing (it will)."""
         if self._write_lock.acquire(blocking=False):
             self._write_pending()
+        else:
+            self._check_output_cap()
+
+    def _check_output_cap(self) -> None:
+        """Close the connection if unsent output passes its hard cap.
+
+        Callers wait for room above HIGH_WATER, but the thread on read duty never waits
+        (it must keep reading), so replies it queues while the peer reads nothing could
+        grow without bound: past the cap the peer is treated as dead.
+        """
+        if self._endpoint.bytes_to_send > self._output_cap:
+            log.error(
+                "closing %s: %d bytes unsent, the peer is not reading",
+                self.description,
+                self._endpoint.bytes_to_send,
+            )
+            self._transport.abort()
 
     def _take_output(self) -> list[bytes] | None:
         """Called holding ``_lock``: claim the writer role together with the queued
@@ -598,9 +627,12 @@ class Connection:
             raise LocalProtocolError(f"{calls} calls exceed max_calls_in_flight ({limit})")
         self._room_waiters += 1
         try:
-            while endpoint.calls_in_flight + calls > limit:
+            while True:
+                # State first: closing empties the calls in flight, which is no room.
                 if endpoint.state is not State.OPEN:
                     raise ConnectionClosedError(f"connection to {self.description} is closed")
+                if endpoint.calls_in_flight + calls <= limit:
+                    break
                 self._wait()
         finally:
             self._room_waiters -= 1
@@ -1007,6 +1039,8 @@ class Connection:
                 # everything it read, coalescing the replies into one write.
                 return
             output = self._take_output()
+        if output is None:
+            self._check_output_cap()
         self._write_taken(output)
 
     def _dispatch_callback(self, event: RequestReceived | NotificationReceived) -> None:

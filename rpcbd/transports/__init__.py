@@ -1,9 +1,33 @@
 """Transports, chosen by URL scheme.
 
-The registry maps a scheme (``tcp``, ``unix``, ``ws``, ...) to the functions that open a
-connection or a listener for it. Entries name their module as a string, so optional
-dependencies (``websockets``, ``pyserial``) are imported only when their scheme is used.
-Users add schemes with :func:`register_transport`.
+The registry maps a scheme to the functions that open a connection or a listener for it:
+
+===================================  ===========================  ======  =======
+URL                                  module                       listen  connect
+===================================  ===========================  ======  =======
+``tcp://HOST:PORT``                  :mod:`rpcbd.transports.tcp`  yes     yes
+``tls://HOST:PORT``                  ``...transports.tls``        yes     yes
+``unix:///path``                     ``...transports.unix``       yes     yes
+``ws://HOST:PORT/path``, ``wss://``  ``...transports.websocket``  yes     yes
+``serial://DEV?baudrate=N``,         ``...transports.serial``     no      yes
+``loop://``, ``socket://``,
+``rfc2217://``, ``spy://``, ...
+``stdio:``                           ``...transports.stdio``      no      yes
+``exec:CMD ARGS``                    ``...transports.stdio``      no      yes
+===================================  ===========================  ======  =======
+
+Entries name their module as a ``"module:function"`` string, so optional dependencies
+(``websockets``, ``pyserial``) are imported only when their scheme is used.
+
+A new transport is one file: a :class:`~rpcbd.transports.base.Transport` subclass (blocking
+``read``/``write``/``abort``/``close``), optionally a
+:class:`~rpcbd.transports.base.ListenerBackend`, and two functions taking ``(url, options)``
+(``options`` holds the peer's options merged with the call's). Then::
+
+    register_transport(TransportScheme("mine", connect="mypkg.mine:connect_from_url",
+                                       listen="mypkg.mine:listen_from_url"))
+
+and ``peer.connect("mine://...")`` uses it.
 """
 
 from __future__ import annotations
@@ -17,6 +41,7 @@ from urllib.parse import urlsplit
 from rpcbd.transports.base import ListenerBackend, Transport
 
 __all__ = [
+    "SERIAL_LISTEN_REFUSAL",
     "ListenerBackend",
     "Transport",
     "TransportScheme",
@@ -65,7 +90,7 @@ class TransportScheme:
             module_name, _, attribute = target.partition(":")
             function: Callable[..., Any] = getattr(importlib.import_module(module_name), attribute)
             return function
-        return target
+        return target  # type: ignore[no-any-return]
 
 
 _REGISTRY: dict[str, TransportScheme] = {}
@@ -137,3 +162,63 @@ register_transport(
         alisten="rpcbd.aio.transports:listen_tcp",
     )
 )
+register_transport(
+    TransportScheme(
+        "tls",
+        connect="rpcbd.transports.tls:connect_from_url",
+        listen="rpcbd.transports.tls:listen_from_url",
+        aconnect="rpcbd.aio.transports:connect_tls",
+        alisten="rpcbd.aio.transports:listen_tls",
+    )
+)
+register_transport(
+    TransportScheme(
+        "unix",
+        connect="rpcbd.transports.unix:connect_from_url",
+        listen="rpcbd.transports.unix:listen_from_url",
+        aconnect="rpcbd.aio.transports:connect_unix",
+        alisten="rpcbd.aio.transports:listen_unix",
+    )
+)
+for _scheme in ("ws", "wss"):
+    register_transport(
+        TransportScheme(
+            _scheme,
+            connect="rpcbd.transports.websocket:connect_from_url",
+            listen="rpcbd.transports.websocket:listen_from_url",
+            aconnect="rpcbd.aio.transports:connect_ws",
+            alisten="rpcbd.aio.transports:listen_ws",
+        )
+    )
+#: Serial lines are point to point: both ends connect.
+SERIAL_LISTEN_REFUSAL = (
+    "serial lines are point to point: there is nothing to listen on; "
+    "open both ends with connect(url)"
+)
+# "serial:" plus pyserial's own URL schemes (see serial.serial_for_url).
+for _scheme in ("serial", "loop", "socket", "rfc2217", "spy", "hwgrep", "alt", "cp2110"):
+    register_transport(
+        TransportScheme(
+            _scheme,
+            connect="rpcbd.transports.serial:connect_from_url",
+            aconnect="rpcbd.aio.transports:connect_serial",
+            listen_refusal=SERIAL_LISTEN_REFUSAL,
+        )
+    )
+register_transport(
+    TransportScheme(
+        "stdio",
+        connect="rpcbd.transports.stdio:connect_from_url",
+        aconnect="rpcbd.aio.transports:connect_stdio",
+        listen_refusal="stdio: is this process's stdin/stdout; it cannot be listened on",
+    )
+)
+register_transport(
+    TransportScheme(
+        "exec",
+        connect="rpcbd.transports.stdio:exec_from_url",
+        aconnect="rpcbd.aio.transports:connect_exec",
+        listen_refusal="exec: starts a child process; it cannot be listened on",
+    )
+)
+del _scheme

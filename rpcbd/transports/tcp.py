@@ -137,7 +137,13 @@ class SocketListener(ListenerBackend):
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             with contextlib.suppress(OSError):
-                socket.create_connection(self._sock.getsockname()[:2], timeout=1).close()
+                name = self._sock.getsockname()
+                if isinstance(name, str):  # a Unix socket's path
+                    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as waker:
+                        waker.settimeout(1)
+                        waker.connect(name)
+                else:
+                    socket.create_connection(name[:2], timeout=1).close()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
         self._sock.close()
@@ -162,8 +168,19 @@ def _wrap_accepted(sock: socket.socket, address: Any) -> SocketTransport:
     return SocketTransport(sock, f"tcp://{format_host(address[0])}:{address[1]}")
 
 
-def listen_tcp(host: str = "127.0.0.1", port: int = 0, *, backlog: int = 128) -> SocketListener:
-    """Bind and listen on ``host:port``; ``port=0`` picks a free port."""
+def listen_tcp(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    backlog: int = socket.SOMAXCONN,
+    wrap: Callable[[socket.socket, Any], Transport] | None = None,
+    scheme: str = "tcp",
+) -> SocketListener:
+    """Bind and listen on ``host:port``; ``port=0`` picks a free port.
+
+    ``wrap(sock, address)`` turns each accepted socket into a transport (TLS uses it), and
+    ``scheme`` is the listener URL's scheme.
+    """
     host = host.strip("[]")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -175,6 +192,8 @@ def listen_tcp(host: str = "127.0.0.1", port: int = 0, *, backlog: int = 128) ->
         sock.close()
         raise
     bound_host, bound_port = sock.getsockname()[:2]
-    listener = SocketListener(sock, f"tcp://{format_host(bound_host)}:{bound_port}", _wrap_accepted)
+    listener = SocketListener(
+        sock, f"{scheme}://{format_host(bound_host)}:{bound_port}", wrap or _wrap_accepted
+    )
     listener.port = bound_port
     return listener
