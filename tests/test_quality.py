@@ -17,13 +17,17 @@ def _run(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
 
 
-@pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff is not installed (pip install -e '.[test]')")
+@pytest.mark.skipif(
+    shutil.which("ruff") is None, reason="ruff is not installed (pip install -e '.[test]')"
+)
 def test_ruff_lint() -> None:
     result = _run("ruff", "check", *[p for p in CHECKED if (ROOT / p).exists()])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff is not installed (pip install -e '.[test]')")
+@pytest.mark.skipif(
+    shutil.which("ruff") is None, reason="ruff is not installed (pip install -e '.[test]')"
+)
 def test_ruff_format() -> None:
     result = _run("ruff", "format", "--check", *[p for p in CHECKED if (ROOT / p).exists()])
     assert result.returncode == 0, result.stdout + result.stderr

@@ -99,12 +99,9 @@ def nesting_depth_exceeds(data: bytes, limit: int) -> bool:
     """
     if data.count(b"[") + data.count(b"{") <= limit:
         return False
-    if b"\\" not in data:
-        # No escapes, so every '"' delimits a string: the even pieces of a split on '"'
-        # are the text outside strings (much faster than the regex).
-        outside = b"".join(data.split(b'"')[::2])
-    else:
-        outside = _JSON_STRING.sub(b"", data)
+    # Without escapes every '"' delimits a string, so the even pieces of a split on '"'
+    # are the text outside strings (much faster than the regex, which handles escapes).
+    outside = b"".join(data.split(b'"')[::2]) if b"\\" not in data else _JSON_STRING.sub(b"", data)
     brackets = outside.translate(_TO_STEPS, _NOT_BRACKETS)
     # Each opening bracket is +1 and each closing one -1 (as a signed byte); the deepest
     # point is the largest running sum.

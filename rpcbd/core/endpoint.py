@@ -270,6 +270,19 @@ class Endpoint:
         except (TypeError, ValueError) as exc:
             raise LocalProtocolError(f"cannot encode message as JSON: {exc}") from exc
 
+    def _encode_outgoing(self, message: dict[str, Any]) -> bytes:
+        """Encode a message the user sends; the endpoint's own error replies are small
+        and never refused."""
+        payload = self._encode(message)
+        if len(payload) > self._max_message_size:
+            # A peer with the same limit would refuse it, and could not even say which
+            # call failed (the id is inside the skipped body): fail here, at once.
+            raise LocalProtocolError(
+                f"message of {len(payload)} bytes is over max_message_size "
+                f"({self._max_message_size}); raise the limit on both sides to send it"
+            )
+        return payload
+
     def _queue_payload(self, payload: bytes) -> None:
         if self.trace is not None:
             self.trace("-->", payload)
@@ -311,7 +324,7 @@ class Endpoint:
         else:
             self._outgoing.add(id, method)
         try:
-            payload = self._encode(self._dialect.request(method, params, id))
+            payload = self._encode_outgoing(self._dialect.request(method, params, id))
         except LocalProtocolError:
             self._outgoing.finish(id)
             raise
@@ -326,7 +339,7 @@ class Endpoint:
         """
         self._check_send()
         params = self._check_params(params)
-        self._queue_payload(self._encode(self._dialect.notification(method, params)))
+        self._queue_payload(self._encode_outgoing(self._dialect.notification(method, params)))
 
     def send_batch(self, entries: Sequence[BatchEntry]) -> list[RequestId]:
         """Queue one batch (a JSON array) of requests and notifications.
@@ -361,10 +374,10 @@ class Endpoint:
                 if expects_reply:
                     id: RequestId = self._outgoing.allocate(method)
                     ids.append(id)
-                    parts.append(self._encode(self._dialect.request(method, params, id)))
+                    parts.append(self._encode_outgoing(self._dialect.request(method, params, id)))
                 else:
                     ids.append(None)
-                    parts.append(self._encode(self._dialect.notification(method, params)))
+                    parts.append(self._encode_outgoing(self._dialect.notification(method, params)))
         except LocalProtocolError:
             for id in ids:
                 if id is not None:
@@ -405,7 +418,7 @@ class Endpoint:
         """
         call = self._take_incoming(request)
         try:
-            payload = self._encode(self._dialect.response(request.id, result))
+            payload = self._encode_outgoing(self._dialect.response(request.id, result))
         except LocalProtocolError:
             self._incoming.add(call)
             raise
@@ -419,7 +432,7 @@ class Endpoint:
         """
         call = self._take_incoming(request)
         try:
-            payload = self._encode(self._dialect.error_response(request.id, error))
+            payload = self._encode_outgoing(self._dialect.error_response(request.id, error))
         except LocalProtocolError:
             self._incoming.add(call)
             raise

@@ -1029,9 +1029,11 @@ class Connection:
                 else:
                     endpoint.send_error(event, error)
             except LocalProtocolError as exc:
+                # The result is not JSON, or too large to send: the caller still gets an
+                # answer (-32603), and the details stay in the local log.
                 log.error("cannot send the reply to %r: %s", event.method, exc)
                 with contextlib.suppress(LocalProtocolError):
-                    endpoint.send_error(event, RpcInternalError(data="result is not JSON"))
+                    endpoint.send_error(event, RpcInternalError())
             if self._paused:
                 self._wake()
             if threading.current_thread() is self._duty:

@@ -31,6 +31,7 @@ import pytest
 from rpcbd import (
     Connection,
     Handler,
+    LocalProtocolError,
     RpcError,
     RpcMethodNotFoundError,
     TransportError,
@@ -279,6 +280,11 @@ def check_over_limit(factory: PairFactory) -> None:
         client = pair.client
         wire = pair.wire
         assert wire is not None
+        # The sender refuses a message over its own limit at once ...
+        with pytest.raises(LocalProtocolError, match="max_message_size"):
+            client.request.echo("y" * OVER_LIMIT)
+        # ... so, to see what the receiver does, act as a sender with a larger limit.
+        client._endpoint._max_message_size = 2 * OVER_LIMIT
         future = client.future.echo("y" * OVER_LIMIT)
         # Either the receiver skips the message and replies -32600 with the reason (the
         # framing lets it find the next message), or it closes the connection.
