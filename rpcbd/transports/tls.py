@@ -199,6 +199,10 @@ class TLSTransport(Transport):
                         data = None
                     except ssl.SSLZeroReturnError:
                         return None  # the peer's close_notify
+                    if data == b"":
+                        # SSLObject.read() reports the peer's close_notify as b"" (it
+                        # raises SSLZeroReturnError only in some versions): end of stream.
+                        return None
                     pending = self._outgoing.pending
                     # OpenSSL can stop after a non-data record (a TLS 1.3 session ticket)
                     # with more records buffered: read again rather than wait for the

@@ -46,12 +46,6 @@ def run_async(
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        # Known issue outside rpcbd.aio: the threaded WebSocket client (used by the
-        # interop tests) calls websockets.sync's connect() in the way websockets 17.1
-        # deprecated, and every recv() warns.
-        warnings.filterwarnings(
-            "ignore", "connect\\(\\) must be used as a context manager", DeprecationWarning
-        )
         result = asyncio.run(wrapper(), debug=debug)
     if check_leaks:
         assert not leftover, f"tasks outlived the test: {leftover}"

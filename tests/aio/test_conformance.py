@@ -323,14 +323,4 @@ def test_conformance(check: str, transport: Factory, request: pytest.FixtureRequ
             "a serial line has no end of stream: when the far end closes its port nothing "
             "reaches this end (the threaded suite fails this check on ptys the same way)"
         )
-    name = request.node.name
-    if (
-        ("[tls-threaded-async" in name or "[wss-threaded-async" in name)
-        and check not in ("requests_both_ways", "peer_closes")
-        and not os.environ.get("RPCBD_FULL_CONFORMANCE")
-    ):
-        pytest.skip(
-            "slow (each close stalls 2 s: the threaded TLS transport misses the peer's "
-            "close_notify); the core checks run, set RPCBD_FULL_CONFORMANCE=1 for all"
-        )
     CHECKS[check](transport)

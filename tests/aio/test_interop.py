@@ -80,10 +80,7 @@ def test_async_client_threaded_server(arun: Any, url: str) -> None:
                 await client.shutdown()
                 await asyncio.to_thread(threaded.shutdown)
 
-    # Known issue outside rpcbd.aio: the *threaded* WebSocket listener leaves two sockets
-    # open after shutdown (threaded client and server show it too), so descriptors are
-    # not counted in that one case; tasks and threads still are.
-    arun(main, check_fds=not url.startswith("ws:"))
+    arun(main)
 
 
 @pytest.mark.parametrize("url", _urls())
