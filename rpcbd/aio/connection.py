@@ -23,12 +23,22 @@ import contextlib
 import inspect
 import logging
 import threading
-import uuid
 from collections import deque
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from rpcbd.calls import (
+    CLOSE_FLUSH_TIMEOUT,
+    HIGH_WATER,
+    BatchBuilder,
+    ConnectionBase,
+    wire_log,
+)
+from rpcbd.calls import USE_DEFAULT as _USE_DEFAULT
+from rpcbd.calls import CallbackJob as _CallbackJob
+from rpcbd.calls import fresh_error as _fresh
+from rpcbd.calls import is_callback as _is_callback
 from rpcbd.context import CallContext, _reset_current, _set_current
 from rpcbd.core.endpoint import Endpoint
 from rpcbd.core.events import (
@@ -55,6 +65,7 @@ from rpcbd.exceptions import (
     TransportError,
 )
 from rpcbd.proxy import MethodProxy, make_params
+from rpcbd.threaded.pool import blocking_section
 from rpcbd.typing import Params, RequestId
 
 if TYPE_CHECKING:
@@ -69,14 +80,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("rpcbd")
-wire_log = logging.getLogger("rpcbd.wire")
-
-#: Callers awaiting a request wait while more than this many bytes are unsent.
-HIGH_WATER = 4 * 1024 * 1024
-#: Seconds a closing connection spends flushing what was queued before it.
-CLOSE_FLUSH_TIMEOUT = 2.0
-
-_USE_DEFAULT = -1
 
 
 class AsyncRemoteCallback(str):
@@ -103,16 +106,6 @@ class AsyncRemoteCallback(str):
         """Call the callback: on the loop, a coroutine to await for what it returns; from
         another thread (a plain ``@mayblock`` handler), block for it."""
         return self._connection.request(str(self))(*args, **kwargs)
-
-
-class _CallbackJob:
-    """A callback invocation handed to the task that awaits the call."""
-
-    __slots__ = ("event", "function")
-
-    def __init__(self, event: RequestReceived | NotificationReceived, function: Callable[..., Any]):
-        self.event = event
-        self.function = function
 
 
 class _Waiter:
@@ -146,18 +139,7 @@ class _Waiter:
                 self.future.set_exception(value)
 
 
-def _fresh(error: TransportError) -> TransportError:
-    # Each awaiting task gets its own instance (tracebacks are per raise).
-    fresh = type(error)(*error.args)
-    fresh.__cause__ = error.__cause__
-    return fresh
-
-
-def _is_callback(value: Any) -> bool:
-    return callable(value) and not isinstance(value, (str, type))
-
-
-class AsyncConnection:
+class AsyncConnection(ConnectionBase):
     """A connection to the peer in asyncio; either side can call the other.
 
     Attributes:
@@ -187,7 +169,7 @@ class AsyncConnection:
         options: dict[str, Any],
         default_timeout: Any,
     ) -> None:
-        self._peer = peer
+        self._peer: AsyncPeer = peer
         self._transport = transport
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
@@ -243,11 +225,6 @@ class AsyncConnection:
     def _start(self) -> None:
         self._writer_task = self._peer._track(self._loop.create_task(self._write_loop()))
         self._reader_task = self._peer._track(self._loop.create_task(self._run_reader()))
-
-    @property
-    def closed(self) -> bool:
-        """True as soon as either side has closed the connection."""
-        return self._endpoint.state is not State.OPEN
 
     @property
     def peer(self) -> AsyncPeer:
@@ -314,9 +291,6 @@ class AsyncConnection:
         return self._peer._track(task)
 
     # -- reading -----------------------------------------------------------------------
-
-    def _trace(self, direction: str, payload: bytes) -> None:
-        wire_log.debug("%s %s", direction, payload.decode("utf-8", "replace"))
 
     async def _run_reader(self) -> None:
         try:
@@ -525,39 +499,6 @@ class AsyncConnection:
                 "use conn.blocking.method(...) or conn.call_threadsafe(...)"
             )
 
-    def _resolve_timeout(self, timeout: Any) -> float | None:
-        if timeout == _USE_DEFAULT and not isinstance(timeout, bool):
-            timeout = self.default_timeout
-            if timeout == _USE_DEFAULT:
-                timeout = self._peer.default_timeout
-        if timeout is not None and timeout < 0:
-            raise ValueError("timeout must be None, -1 (the default) or >= 0 seconds")
-        return timeout  # type: ignore[no-any-return]
-
-    def _export_callbacks(self, params: Params, waiter: _Waiter) -> Params:
-        """Replace callables in ``params`` by ``rpc.callback.<uuid4>`` names."""
-        if type(params) is list:
-            if not any(_is_callback(value) for value in params):
-                return params
-            return [self._export_one(value, waiter) for value in params]
-        if type(params) is dict:
-            if not any(_is_callback(value) for value in params.values()):
-                return params
-            return {key: self._export_one(value, waiter) for key, value in params.items()}
-        return params
-
-    def _export_one(self, value: Any, waiter: _Waiter) -> Any:
-        if not _is_callback(value):
-            return value
-        name = f"{CALLBACK_PREFIX}{uuid.uuid4()}"
-        waiter.callbacks.append(name)
-        self._callbacks[name] = (waiter, value)
-        return name
-
-    def _drop_callbacks(self, waiter: _Waiter) -> None:
-        for name in waiter.callbacks:
-            self._callbacks.pop(name, None)
-
     def _send_request(self, method: str, params: Params, waiter: _Waiter) -> RequestId:
         endpoint = self._endpoint
         if endpoint.state is not State.OPEN:
@@ -749,7 +690,9 @@ class AsyncConnection:
         params = make_params(args, kwargs)
         future = asyncio.run_coroutine_threadsafe(self._call(method, params, timeout), self._loop)
         try:
-            return future.result()
+            # A @mayblock handler calling back must not starve the pool it runs on.
+            with blocking_section():
+                return future.result()
         except concurrent.futures.CancelledError:
             raise ConnectionClosedError(f"call to {method!r} was cancelled") from None
 
@@ -1143,7 +1086,7 @@ async def _call_handler(handler: Callable[..., Any], *args: Any) -> None:
         log.exception("result handler raised")
 
 
-class AsyncBatchedCallsProxy:
+class AsyncBatchedCallsProxy(BatchBuilder):
     """Queues requests and notifications, then sends them as one JSON-RPC batch.
 
     ``b.request.m(...)`` returns the index of its result in the tuple ``await b.send()``
@@ -1151,32 +1094,8 @@ class AsyncBatchedCallsProxy:
     """
 
     def __init__(self, connection: AsyncConnection) -> None:
+        super().__init__()
         self._connection = connection
-        self._entries: list[tuple[str, Params, bool]] = []
-        self._requests = 0
-        self.request = MethodProxy(self._add_request)
-        self.notification = MethodProxy(self._add_notification)
-        self.notify = self.notification
-
-    def _add_request(
-        self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
-    ) -> int:
-        self._entries.append((method, make_params(args, kwargs), True))
-        self._requests += 1
-        return self._requests - 1
-
-    def _add_notification(
-        self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
-    ) -> None:
-        self._entries.append((method, make_params(args, kwargs), False))
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def reset(self) -> None:
-        """Forget the queued calls, to build another batch."""
-        self._entries = []
-        self._requests = 0
 
     async def send(
         self,

@@ -10,16 +10,18 @@ import os
 import shlex
 import signal
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any, overload
 
-from rpcbd.aio.connection import _USE_DEFAULT, AsyncConnection
+from rpcbd.aio.connection import AsyncConnection
 from rpcbd.aio.transports import (
     AsyncListenerBackend,
     AsyncTransport,
     BlockingTransportAdapter,
     memory_pair,
 )
+from rpcbd.calls import USE_DEFAULT as _USE_DEFAULT
 from rpcbd.codecs.base import Dialect
 from rpcbd.codecs.jsonrpc2 import JSONRPC_V2
 from rpcbd.codecs.serializer import Serializer, default_serializer
@@ -27,6 +29,7 @@ from rpcbd.dispatch import MethodInfo, method_table
 from rpcbd.exceptions import LocalProtocolError
 from rpcbd.threaded.connection import Connection
 from rpcbd.threaded.peer import DEFAULT_OPTIONS, ThreadedPeer, _merge_options
+from rpcbd.threaded.pool import WorkerPool
 from rpcbd.transports import lookup_transport
 from rpcbd.transports.memory import memory_pair as threaded_memory_pair
 
@@ -109,6 +112,40 @@ class AsyncListener:
         return f"<AsyncListener {self.url}>"
 
 
+class PoolExecutor(concurrent.futures.Executor):
+    """An executor over the threaded runtime's :class:`~rpcbd.threaded.pool.WorkerPool`.
+
+    Unlike ``ThreadPoolExecutor`` it lets a worker that blocks on a call back to the peer
+    (``blocking_section``) be replaced by another thread, so plain ``@mayblock`` handlers
+    that call back cannot starve the pool. The peer bounds the queue itself.
+    """
+
+    def __init__(self, size: int, name: str) -> None:
+        self._pool = WorkerPool(size, max_queue=2**31, name=name)
+
+    def submit(
+        self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def job() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+        if not self._pool.submit(job):
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._pool.shutdown(None if wait else time.monotonic())
+
+
 class AsyncPeer:
     """A JSON-RPC peer on asyncio: a reader and a writer task per connection.
 
@@ -158,7 +195,7 @@ class AsyncPeer:
         self._connections: set[AsyncConnection] = set()
         self._listeners: list[AsyncListener] = []
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pool: PoolExecutor | None = None
         self._pool_stopped = False
         self._jobs = 0
         self._shutdown = False
@@ -168,11 +205,9 @@ class AsyncPeer:
 
     # -- worker pool -------------------------------------------------------------------
 
-    def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
+    def _executor(self) -> concurrent.futures.Executor:
         if self._pool is None:
-            self._pool = concurrent.futures.ThreadPoolExecutor(
-                self.workers, thread_name_prefix="rpcbd-aio-worker"
-            )
+            self._pool = PoolExecutor(self.workers, "rpcbd-aio-worker")
         return self._pool
 
     def _reserve_worker(self) -> bool:

@@ -20,13 +20,22 @@ import select
 import selectors
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from rpcbd.calls import (
+    CLOSE_FLUSH_TIMEOUT,
+    HIGH_WATER,
+    BatchBuilder,
+    ConnectionBase,
+    wire_log,
+)
+from rpcbd.calls import USE_DEFAULT as _USE_DEFAULT
+from rpcbd.calls import CallbackJob as _CallbackJob
+from rpcbd.calls import fresh_error as _fresh
 from rpcbd.context import CallContext, _reset_current, _set_current
 from rpcbd.core.endpoint import Endpoint
 from rpcbd.core.events import (
@@ -53,25 +62,16 @@ from rpcbd.exceptions import (
     TransportError,
 )
 from rpcbd.proxy import MethodProxy, make_params
+from rpcbd.threaded.pool import WorkerPool, blocking_section
 from rpcbd.typing import Params, RequestId
 
 if TYPE_CHECKING:
     from rpcbd.threaded.peer import ConnectionGroup, Dispatcher, ThreadedPeer
-    from rpcbd.threaded.pool import WorkerPool
     from rpcbd.transports.base import Transport
 
 __all__ = ["AsyncProxy", "BatchedCallsProxy", "Connection", "RemoteCallback"]
 
 log = logging.getLogger("rpcbd")
-wire_log = logging.getLogger("rpcbd.wire")
-
-#: A caller thread queuing output waits while more than this many bytes are unsent.
-HIGH_WATER = 4 * 1024 * 1024
-
-#: Seconds close() lets its own final write of queued output take.
-CLOSE_FLUSH_TIMEOUT = 2.0
-
-_USE_DEFAULT = -1
 
 
 class RemoteCallback(str):
@@ -96,16 +96,6 @@ class RemoteCallback(str):
     def request(self, *args: Any, **kwargs: Any) -> Any:
         """Call the callback and wait for what it returns."""
         return self._connection.request(str(self))(*args, **kwargs)
-
-
-class _CallbackJob:
-    """A callback invocation handed to the thread that waits for the call."""
-
-    __slots__ = ("event", "function")
-
-    def __init__(self, event: RequestReceived | NotificationReceived, function: Callable[..., Any]):
-        self.event = event
-        self.function = function
 
 
 class _Waiter:
@@ -174,18 +164,7 @@ class _Waiter:
                 self.future.set_exception(value)
 
 
-def _fresh(error: TransportError) -> TransportError:
-    # One exception instance must not be raised in several threads at once (tracebacks).
-    fresh = type(error)(*error.args)
-    fresh.__cause__ = error.__cause__
-    return fresh
-
-
-def _is_callback(value: Any) -> bool:
-    return callable(value) and not isinstance(value, (str, type))
-
-
-class Connection:
+class Connection(ConnectionBase):
     """A connection to the peer; either side can call the other.
 
     Attributes:
@@ -208,7 +187,7 @@ class Connection:
         options: dict[str, Any],
         default_timeout: float | None,
     ) -> None:
-        self._peer = peer
+        self._peer: ThreadedPeer = peer
         self._transport = transport
         self.connection_group = group
         self.description = transport.description
@@ -267,11 +246,6 @@ class Connection:
         )
         self._reader.start()
 
-    @property
-    def closed(self) -> bool:
-        """True as soon as either side has closed the connection."""
-        return self._endpoint.state is not State.OPEN
-
     def wait_closed(self, timeout: float | None = None) -> bool:
         """Block until the connection has closed and its reader stopped; False on timeout."""
         return self._closed_event.wait(timeout)
@@ -314,9 +288,6 @@ class Connection:
         return f"<Connection {self.description} {state}>"
 
     # -- reading -----------------------------------------------------------------------
-
-    def _trace(self, direction: str, payload: bytes) -> None:
-        wire_log.debug("%s %s", direction, payload.decode("utf-8", "replace"))
 
     def _run_reader(self) -> None:
         try:
@@ -561,35 +532,6 @@ class Connection:
 
     # -- calling the peer --------------------------------------------------------------
 
-    def _resolve_timeout(self, timeout: Any) -> float | None:
-        if timeout == _USE_DEFAULT and not isinstance(timeout, bool):
-            timeout = self.default_timeout
-            if timeout == _USE_DEFAULT:
-                timeout = self._peer.default_timeout
-        if timeout is not None and timeout < 0:
-            raise ValueError("timeout must be None, -1 (the default) or >= 0 seconds")
-        return timeout  # type: ignore[no-any-return]
-
-    def _export_callbacks(self, params: Params, waiter: _Waiter) -> Params:
-        """Replace callables in ``params`` by ``rpc.callback.<uuid4>`` names."""
-        if type(params) is list:
-            if not any(_is_callback(value) for value in params):
-                return params
-            return [self._export_one(value, waiter) for value in params]
-        if type(params) is dict:
-            if not any(_is_callback(value) for value in params.values()):
-                return params
-            return {key: self._export_one(value, waiter) for key, value in params.items()}
-        return params
-
-    def _export_one(self, value: Any, waiter: _Waiter) -> Any:
-        if not _is_callback(value):
-            return value
-        name = f"{CALLBACK_PREFIX}{uuid.uuid4()}"
-        waiter.callbacks.append(name)
-        self._callbacks[name] = (waiter, value)
-        return name
-
     def _send_request(self, method: str, params: Params, waiter: _Waiter) -> RequestId:
         with self._lock:
             endpoint = self._endpoint
@@ -637,10 +579,6 @@ class Connection:
         finally:
             self._room_waiters -= 1
 
-    def _drop_callbacks(self, waiter: _Waiter) -> None:
-        for name in waiter.callbacks:
-            self._callbacks.pop(name, None)
-
     def _give_up(self, id: RequestId) -> bool:
         """Stop waiting for call ``id`` and ask the peer to cancel it; False if its reply
         is already on its way to the waiter."""
@@ -686,36 +624,48 @@ class Connection:
         wait = self._resolve_timeout(timeout)
         waiter = _Waiter(method)
         id = self._send_request(method, make_params(args, kwargs), waiter)
-        assert waiter.queue is not None
-        get = waiter.queue.get
         deadline = None if wait is None else time.monotonic() + wait
         try:
-            while True:
-                try:
-                    if self._caller_reads:
-                        item = self._read_own_reply(waiter.queue, deadline)
-                    else:
-                        item = get(timeout=wait) if wait is not None else get()
-                except queue.Empty:
-                    if self._give_up(id):
-                        raise RpcTimeoutError(
-                            f"no reply to {method!r} from {self.description} within {wait} s"
-                        ) from None
-                    wait = deadline = None  # the reply is being delivered right now
-                    continue
-                if type(item) is _CallbackJob:
-                    self._run_callback(item)
-                    if wait is not None:
-                        deadline = time.monotonic() + wait  # the timeout bounds silence
-                    continue
-                ok, value = item
-                if ok:
-                    return value
-                raise value
+            with blocking_section():  # a handler calling back must not starve its pool
+                return self._wait_for_reply(method, id, waiter, wait, deadline)
         finally:
             if waiter.callbacks:
                 with self._lock:
                     self._drop_callbacks(waiter)
+
+    def _wait_for_reply(
+        self,
+        method: str,
+        id: RequestId,
+        waiter: _Waiter,
+        wait: float | None,
+        deadline: float | None,
+    ) -> Any:
+        """Wait for call ``id``'s outcome, running its callbacks in this thread."""
+        assert waiter.queue is not None
+        get = waiter.queue.get
+        while True:
+            try:
+                if self._caller_reads:
+                    item = self._read_own_reply(waiter.queue, deadline)
+                else:
+                    item = get(timeout=wait) if wait is not None else get()
+            except queue.Empty:
+                if self._give_up(id):
+                    raise RpcTimeoutError(
+                        f"no reply to {method!r} from {self.description} within {wait} s"
+                    ) from None
+                wait = deadline = None  # the reply is being delivered right now
+                continue
+            if type(item) is _CallbackJob:
+                self._run_callback(item)
+                if wait is not None:
+                    deadline = time.monotonic() + wait  # the timeout bounds silence
+                continue
+            ok, value = item
+            if ok:
+                return value
+            raise value
 
     def _read_own_reply(self, replies: queue.SimpleQueue[Any], deadline: float | None) -> Any:
         """Wait for the next item of ``replies``, reading from the transport meanwhile
@@ -1147,7 +1097,7 @@ class AsyncProxy:
             log.exception("result handler raised")
 
 
-class BatchedCallsProxy:
+class BatchedCallsProxy(BatchBuilder):
     """Queues requests and notifications, then sends them as one JSON-RPC batch.
 
     ``b.request.m(...)`` returns the index of its result in the tuple ``send()`` gives;
@@ -1155,32 +1105,8 @@ class BatchedCallsProxy:
     """
 
     def __init__(self, connection: Connection) -> None:
+        super().__init__()
         self._connection = connection
-        self._entries: list[tuple[str, Params, bool]] = []
-        self._requests = 0
-        self.request = MethodProxy(self._add_request)
-        self.notification = MethodProxy(self._add_notification)
-        self.notify = self.notification
-
-    def _add_request(
-        self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
-    ) -> int:
-        self._entries.append((method, make_params(args, kwargs), True))
-        self._requests += 1
-        return self._requests - 1
-
-    def _add_notification(
-        self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
-    ) -> None:
-        self._entries.append((method, make_params(args, kwargs), False))
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def reset(self) -> None:
-        """Forget the queued calls, to build another batch."""
-        self._entries = []
-        self._requests = 0
 
     def send(
         self,
@@ -1206,11 +1132,12 @@ class BatchedCallsProxy:
             self._report_when_done(futures, response_handler)
             return None
         results: list[Any] = []
-        for future in futures:
-            try:
-                results.append(future.result())
-            except RpcError as exc:
-                results.append(exc)
+        with blocking_section():
+            for future in futures:
+                try:
+                    results.append(future.result())
+                except RpcError as exc:
+                    results.append(exc)
         return tuple(results)
 
     def _report_when_done(

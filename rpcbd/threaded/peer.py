@@ -13,6 +13,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from rpcbd.calls import USE_DEFAULT as _USE_DEFAULT
 from rpcbd.codecs.base import DEFAULT_MAX_MESSAGE_SIZE, Dialect
 from rpcbd.codecs.jsonrpc2 import JSONRPC_V2
 from rpcbd.codecs.serializer import DEFAULT_MAX_NESTING_DEPTH, Serializer, default_serializer
@@ -23,7 +24,7 @@ from rpcbd.core.endpoint import (
 )
 from rpcbd.dispatch import MethodInfo, method_table
 from rpcbd.exceptions import LocalProtocolError
-from rpcbd.threaded.connection import _USE_DEFAULT, Connection
+from rpcbd.threaded.connection import Connection
 from rpcbd.threaded.pool import Timer, WorkerPool
 from rpcbd.transports import lookup_transport
 from rpcbd.transports.base import ListenerBackend, Transport

@@ -7,17 +7,43 @@ no polling intervals.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
-__all__ = ["Timer", "WorkerPool"]
+__all__ = ["Timer", "WorkerPool", "blocking_section"]
 
 log = logging.getLogger("rpcbd")
+
+# Which pool the current thread works for (unset outside worker threads).
+_worker_of = threading.local()
+
+
+@contextlib.contextmanager
+def blocking_section() -> Iterator[None]:
+    """Mark the calling worker thread as blocked on work that may need its own pool.
+
+    A handler that calls back into its caller waits for a reply whose handling (on the
+    other side, or on this side for a connection that talks to itself, or for nested
+    calls) may need a worker of this very pool. If every worker blocks like that, nothing
+    runs the jobs they wait for: a deadlock. While a worker is in this section the pool
+    may start one more thread for queued jobs (like Java's ManagedBlocker). Outside a
+    worker thread this does nothing.
+    """
+    pool: WorkerPool | None = getattr(_worker_of, "pool", None)
+    if pool is None:
+        yield
+        return
+    pool._blocking(+1)
+    try:
+        yield
+    finally:
+        pool._blocking(-1)
 
 
 class WorkerPool:
@@ -33,6 +59,7 @@ class WorkerPool:
         self._jobs: deque[Callable[[], None]] = deque()
         self._threads: list[threading.Thread] = []
         self._idle = 0
+        self._blocked = 0  # workers inside blocking_section()
         self._stopping = False
 
     def submit(self, job: Callable[[], None]) -> bool:
@@ -45,15 +72,31 @@ class WorkerPool:
             # length: if the queue outgrows the idle workers, another thread is needed.
             if len(self._jobs) <= self._idle:
                 self._cond.notify()
-            elif len(self._threads) < self.size:
-                thread = threading.Thread(
-                    target=self._work, name=f"{self.name}-{len(self._threads) + 1}"
-                )
-                self._threads.append(thread)
-                thread.start()
+            elif len(self._threads) - self._blocked < self.size:
+                self._start_thread()
             return True
 
+    def _start_thread(self) -> None:
+        # Called holding _cond.
+        thread = threading.Thread(target=self._work, name=f"{self.name}-{len(self._threads) + 1}")
+        self._threads.append(thread)
+        thread.start()
+
+    def _blocking(self, delta: int) -> None:
+        with self._cond:
+            self._blocked += delta
+            # Jobs queued and no thread free to take them: the blocked worker's
+            # place goes to a new thread (threads stay until shutdown).
+            if (
+                delta > 0
+                and len(self._jobs) > self._idle
+                and not self._stopping
+                and len(self._threads) - self._blocked < self.size
+            ):
+                self._start_thread()
+
     def _work(self) -> None:
+        _worker_of.pool = self
         while True:
             with self._cond:
                 while not self._jobs and not self._stopping:

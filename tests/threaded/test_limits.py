@@ -7,7 +7,9 @@ import socket
 import threading
 import time
 
-from rpcbd import Handler, ThreadedPeer
+import pytest
+
+from rpcbd import Handler, LocalProtocolError, RpcInternalError, ThreadedPeer
 
 from .helpers import Service, wait_until
 
@@ -104,3 +106,49 @@ def test_whole_frames_keep_a_connection_open_past_the_timeout() -> None:
     finally:
         client.shutdown()
         server.shutdown()
+
+
+def test_a_message_over_the_limit_fails_at_once_on_the_sending_side() -> None:
+    """The peer would skip an over-size frame without being able to read its id, so the
+    call could never end; the sender refuses it instead (and a too-large result becomes
+    an internal error reply)."""
+
+    class Big(Handler):
+        assume_methods_block = False
+
+        def blob(self, size: int) -> str:
+            return "x" * size
+
+    server = ThreadedPeer(default_handler=Big, max_message_size=4096)
+    client = ThreadedPeer(max_message_size=4096)
+    try:
+        connection = client.connect(server.listen("tcp://127.0.0.1:0").url)
+        with pytest.raises(LocalProtocolError, match="max_message_size"):
+            connection.request.blob("y" * 5000)
+        with pytest.raises(RpcInternalError):
+            connection.request.blob(5000)
+        assert connection.request.blob(10) == "x" * 10
+    finally:
+        client.shutdown()
+        server.shutdown()
+
+
+def test_handlers_calling_back_do_not_starve_their_pool() -> None:
+    """Every worker of a 2-thread pool runs a handler that waits for a call back whose
+    own handler needs a worker of the same pool (a peer talking to itself). A worker
+    waiting for a reply lets the pool start another thread, so nothing deadlocks."""
+
+    class Loopy(Handler):
+        def outer(self, n: int) -> int:
+            return int(self.connection.request.inner(n)) + 1
+
+        def inner(self, n: int) -> int:
+            return n * 10
+
+    peer = ThreadedPeer(default_handler=Loopy, workers=2)
+    try:
+        first, _second = peer.pipe_pair()
+        futures = [first.future("outer", timeout=20)(n) for n in range(6)]
+        assert [f.result(30) for f in futures] == [n * 10 + 1 for n in range(6)]
+    finally:
+        peer.shutdown()
