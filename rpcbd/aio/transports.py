@@ -463,15 +463,8 @@ class ExecTransport(StreamTransport):
         super().__init__(process.stdout, process.stdin, description)
         self.process = process
         self._kill_timeout = kill_timeout
-
-    def abort(self) -> None:
-        if self._aborted:
-            return
-        self._aborted = True
-        self._wake_reader()
-        # Closing stdin (after what was written) tells the child to finish; aclose()
-        # reaps it.
-        self._writer.close()
+        # abort() is the stream transport's: closing the writer closes the child's stdin
+        # (after what was written), which tells the child to finish; aclose() reaps it.
 
     async def aclose(self) -> None:
         if self._closed:

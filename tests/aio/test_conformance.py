@@ -17,10 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
-import shutil
 import ssl
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,7 +29,13 @@ import pytest
 from rpcbd import ThreadedPeer
 from rpcbd.aio import AsyncConnection, AsyncPeer
 from tests.transports import conformance
-from tests.transports.conformance import CHECKS, ConformanceHandler, Pair, wire_recording
+from tests.transports.conformance import (
+    CHECKS,
+    ConformanceHandler,
+    Pair,
+    socat_ptys,
+    wire_recording,
+)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 #: The big-message size here: the transports' own suite sends 8 MiB through each; this
@@ -200,38 +203,11 @@ def _loop(runner: LoopThread, mode: str) -> Factory:
     return factory
 
 
-@contextlib.contextmanager
-def _socat_ptys() -> Iterator[tuple[str, str]]:
-    if shutil.which("socat") is None:
-        pytest.skip("socat is not installed (apt-get install socat)")
-    process = subprocess.Popen(
-        ["socat", "-d", "-d", "pty,raw,echo=0", "pty,raw,echo=0"],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stderr is not None
-        paths: list[str] = []
-        for line in process.stderr:
-            found = re.search(r"PTY is (\S+)", line)
-            if found:
-                paths.append(found.group(1))
-            if "starting data transfer loop" in line:
-                break
-        assert len(paths) == 2, f"socat did not report two ptys: {paths}"
-        yield paths[0], paths[1]
-    finally:
-        process.terminate()
-        process.wait()
-        assert process.stderr is not None
-        process.stderr.close()
-
-
 def _pty(runner: LoopThread, mode: str) -> Factory:
     @contextlib.contextmanager
     def factory(trace: bool = False, **options: Any) -> Iterator[Pair]:
         with (
-            _socat_ptys() as (a, b),
+            socat_ptys() as (a, b),
             wire_recording(trace) as wire,
             _setup(runner, mode, options) as setup,
         ):

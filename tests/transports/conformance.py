@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
+import shutil
+import subprocess
 import threading
 import time
 import weakref
@@ -40,7 +43,16 @@ from rpcbd import (
 )
 from rpcbd.codecs.framing import get_framing
 
-__all__ = ["CHECKS", "ConformanceHandler", "Pair", "PairFactory", "WireRecorder", "notes_of"]
+__all__ = [
+    "CHECKS",
+    "ConformanceHandler",
+    "Echo",
+    "Pair",
+    "PairFactory",
+    "WireRecorder",
+    "notes_of",
+    "socat_ptys",
+]
 
 #: The biggest message the suite sends in one piece.
 BIG = 8 * 1024 * 1024
@@ -380,3 +392,40 @@ CHECKS: dict[str, Callable[[PairFactory], None]] = {
     "peer_closes": check_peer_closes,
     "garbage": check_garbage,
 }
+
+
+class Echo(Handler):
+    """The one-method handler the per-transport tests serve."""
+
+    assume_methods_block = False
+
+    def echo(self, value: Any) -> Any:
+        return value
+
+
+@contextlib.contextmanager
+def socat_ptys() -> Iterator[tuple[str, str]]:
+    """A real pty pair joined by ``socat`` (skips the test when socat is missing)."""
+    if shutil.which("socat") is None:
+        pytest.skip("socat is not installed (apt-get install socat)")
+    process = subprocess.Popen(
+        ["socat", "-d", "-d", "pty,raw,echo=0", "pty,raw,echo=0"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        paths: list[str] = []
+        for line in process.stderr:
+            found = re.search(r"PTY is (\S+)", line)
+            if found:
+                paths.append(found.group(1))
+            if "starting data transfer loop" in line:
+                break
+        assert len(paths) == 2, f"socat did not report two ptys: {paths}"
+        yield paths[0], paths[1]
+    finally:
+        process.terminate()
+        process.wait()
+        assert process.stderr is not None
+        process.stderr.close()

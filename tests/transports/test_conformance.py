@@ -5,10 +5,8 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import re
 import shutil
 import ssl
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -19,7 +17,7 @@ import trustme
 
 from rpcbd import Connection, ThreadedPeer
 
-from .conformance import CHECKS, ConformanceHandler, Pair, wire_recording
+from .conformance import CHECKS, ConformanceHandler, Pair, socat_ptys, wire_recording
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHILD = os.path.join(HERE, "stdio_child.py")
@@ -92,36 +90,9 @@ def _loop(trace: bool = False, **options: Any) -> Iterator[Pair]:
 
 
 @contextlib.contextmanager
-def _socat_ptys() -> Iterator[tuple[str, str]]:
-    if shutil.which("socat") is None:
-        pytest.skip("socat is not installed (apt-get install socat)")
-    process = subprocess.Popen(
-        ["socat", "-d", "-d", "pty,raw,echo=0", "pty,raw,echo=0"],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stderr is not None
-        paths: list[str] = []
-        for line in process.stderr:
-            found = re.search(r"PTY is (\S+)", line)
-            if found:
-                paths.append(found.group(1))
-            if "starting data transfer loop" in line:
-                break
-        assert len(paths) == 2, f"socat did not report two ptys: {paths}"
-        yield paths[0], paths[1]
-    finally:
-        process.terminate()
-        process.wait()
-        assert process.stderr is not None
-        process.stderr.close()
-
-
-@contextlib.contextmanager
 def _pty(trace: bool = False, **options: Any) -> Iterator[Pair]:
     with (
-        _socat_ptys() as (a, b),
+        socat_ptys() as (a, b),
         wire_recording(trace) as wire,
         _peers(**options) as (server, client),
     ):

@@ -2,28 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from rpcbd import Handler, ThreadedPeer
+from rpcbd import ThreadedPeer
 from rpcbd.transports.serial import serial_settings
-
-
-class Echo(Handler):
-    assume_methods_block = False
-
-    def echo(self, value: object) -> object:
-        return value
-
-
-@pytest.fixture
-def peer() -> Iterator[ThreadedPeer]:
-    peer = ThreadedPeer(default_handler=Echo)
-    try:
-        yield peer
-    finally:
-        peer.shutdown()
 
 
 def test_settings_from_the_url() -> None:

@@ -5,27 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import pytest
 
-from rpcbd import ConnectionClosedError, Handler, ThreadedPeer
-
-
-class Echo(Handler):
-    assume_methods_block = False
-
-    def echo(self, value: object) -> object:
-        return value
-
-
-@pytest.fixture
-def peer() -> Iterator[ThreadedPeer]:
-    peer = ThreadedPeer(default_handler=Echo)
-    try:
-        yield peer
-    finally:
-        peer.shutdown()
+from rpcbd import ConnectionClosedError, ThreadedPeer
 
 
 def test_child_exit_fails_calls_in_flight(peer: ThreadedPeer) -> None:

@@ -5,28 +5,11 @@ from __future__ import annotations
 
 import socket
 import ssl
-from collections.abc import Iterator
 
 import pytest
 import trustme
 
-from rpcbd import Handler, ThreadedPeer
-
-
-class Echo(Handler):
-    assume_methods_block = False
-
-    def echo(self, value: object) -> object:
-        return value
-
-
-@pytest.fixture
-def peer() -> Iterator[ThreadedPeer]:
-    peer = ThreadedPeer(default_handler=Echo)
-    try:
-        yield peer
-    finally:
-        peer.shutdown()
+from rpcbd import ThreadedPeer
 
 
 @pytest.fixture(scope="module")

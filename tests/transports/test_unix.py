@@ -12,26 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from rpcbd import Handler, ThreadedPeer
+from rpcbd import ThreadedPeer
 from rpcbd.transports.unix import unix_path
 
 pytestmark = pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no Unix sockets here")
-
-
-class Echo(Handler):
-    assume_methods_block = False
-
-    def echo(self, value: object) -> object:
-        return value
-
-
-@pytest.fixture
-def peer() -> Iterator[ThreadedPeer]:
-    peer = ThreadedPeer(default_handler=Echo)
-    try:
-        yield peer
-    finally:
-        peer.shutdown()
 
 
 @pytest.fixture

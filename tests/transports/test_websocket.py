@@ -4,31 +4,15 @@ from __future__ import annotations
 
 import http.client
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from rpcbd import Handler, ThreadedPeer
+from rpcbd import ThreadedPeer
 from rpcbd.transports.websocket import origin_allowed
-
-
-class Echo(Handler):
-    assume_methods_block = False
-
-    def echo(self, value: Any) -> Any:
-        return value
-
-
-@pytest.fixture
-def peer() -> Iterator[ThreadedPeer]:
-    peer = ThreadedPeer(default_handler=Echo)
-    try:
-        yield peer
-    finally:
-        peer.shutdown()
+from tests.transports.conformance import Echo
 
 
 def _status(url: str, **kwargs: Any) -> int:
