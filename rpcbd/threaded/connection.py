@@ -680,6 +680,11 @@ class Connection(ConnectionBase):
                 took = self._duty is None and self._endpoint.state is State.OPEN
                 if took:
                     self._duty = current
+            if took and not replies.empty():
+                # The last holder of duty delivered it after get_nowait() above: reading
+                # now would wait for bytes that never come.
+                self._release_duty()
+                continue
             remaining = None if deadline is None else deadline - time.monotonic()
             if not took:
                 # Someone else reads; they hand our reply over.

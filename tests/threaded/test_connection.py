@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import queue
 import socket
 import threading
 import time
+import types
 from typing import Any
 
 import pytest
@@ -24,6 +26,7 @@ from rpcbd import (
     TransportError,
     willnotblock,
 )
+import rpcbd.threaded.connection
 from rpcbd.threaded.connection import Connection
 
 from .helpers import Custom, wait_until
@@ -167,6 +170,50 @@ class TestCallbacks:
         future = connection.future.count(3, seen.append)
         assert future.result(10) == "Counted to 3"
         assert seen == ["Counted to 1", "Counted to 2", "Counted to 3"]
+
+
+class TestReadDuty:
+    """A blocking caller reads its own reply when no other thread is reading."""
+
+    def test_reply_delivered_while_caller_takes_duty_is_not_waited_for(
+        self, connection: Connection, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Force the race: the caller finds its queue empty, then - before it takes read
+        # duty - the reader thread reads the reply and delivers it. The caller must not
+        # then block in read() for bytes that never come.
+        delivered = threading.Event()
+        stalled: list[bool] = []
+
+        class RacingQueue(queue.SimpleQueue[Any]):
+            def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+                super().put(item)
+                delivered.set()
+
+            def get_nowait(self) -> Any:
+                try:
+                    return super().get_nowait()
+                except queue.Empty:
+                    if not stalled:
+                        stalled.append(True)
+                        assert delivered.wait(10), "the reader thread never delivered"
+                    raise
+
+        monkeypatch.setattr(
+            rpcbd.threaded.connection,
+            "queue",
+            types.SimpleNamespace(SimpleQueue=RacingQueue, Empty=queue.Empty),
+        )
+        results: list[Any] = []
+        caller = threading.Thread(target=lambda: results.append(connection.request.add(2, 3)))
+        caller.start()
+        caller.join(10)
+        hung = caller.is_alive()
+        if hung:
+            connection.close()  # before the fix the caller sat in read() for good
+            caller.join()
+        assert not hung, "the caller waited for a reply it had already been given"
+        assert results == [5]
+        assert stalled == [True]
 
 
 class TestTimeoutsAndCancellation:
