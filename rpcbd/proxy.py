@@ -14,6 +14,9 @@ from rpcbd.typing import Params
 
 __all__ = ["MethodProxy", "make_params"]
 
+#: Child proxies kept per proxy; names beyond it (generated ones, say) are built each time.
+_MAX_CACHED_CHILDREN = 256
+
 #: ``invoke(method, params, options) -> whatever the proxy returns``.
 Invoker = Callable[[str, tuple[Any, ...], dict[str, Any], dict[str, Any]], Any]
 
@@ -41,18 +44,27 @@ class MethodProxy:
     with per-call options.
     """
 
-    __slots__ = ("_invoke", "_name", "_options")
+    __slots__ = ("_children", "_invoke", "_name", "_options")
 
     def __init__(self, invoke: Invoker, name: str = "", options: dict[str, Any] | None = None):
         self._invoke = invoke
         self._name = name
         self._options = options or {}
+        # Child proxies by attribute name: `connection.request.echo(x)` in a loop builds
+        # the `echo` proxy once, not once per call.
+        self._children: dict[str, MethodProxy] = {}
 
     def __getattr__(self, name: str) -> MethodProxy:
+        child = self._children.get(name)
+        if child is not None:
+            return child
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)  # keep copy, pickle and friends from probing
         full = f"{self._name}.{name}" if self._name else name
-        return MethodProxy(self._invoke, full, self._options)
+        child = MethodProxy(self._invoke, full, self._options)
+        if len(self._children) < _MAX_CACHED_CHILDREN:
+            self._children[name] = child
+        return child
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not self._name:

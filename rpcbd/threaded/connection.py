@@ -98,6 +98,24 @@ class RemoteCallback(str):
         return self._connection.request(str(self))(*args, **kwargs)
 
 
+class _CallFuture(Future[Any]):
+    """The future of ``connection.future.x(...)``: cancelling it gives the call up.
+
+    (Overriding ``cancel`` instead of adding a done-callback per call saves a ``partial``
+    and a pass through the future's condition on every call.)
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.give_up: Callable[[], object] | None = None
+
+    def cancel(self) -> bool:
+        cancelled = super().cancel()
+        if cancelled and self.give_up is not None:
+            self.give_up()  # $/cancelRequest, and a late reply is dropped
+        return cancelled
+
+
 class _Readiness:
     """What the reader thread waits on while no caller reads: the descriptor becoming
     readable.
@@ -275,6 +293,7 @@ class Connection(ConnectionBase):
         self._handlers: dict[type, Handler] = {}
         self._handlers_lock = threading.Lock()
         self._paused = False
+        self._frames_held = False
         self._closed_event = threading.Event()
         self._finished = False
         self._reader: threading.Thread | None = None
@@ -372,7 +391,7 @@ class Connection(ConnectionBase):
                 if endpoint.state is not State.OPEN:
                     return
                 # Frames left in the buffer by an earlier pause come before new bytes.
-                events = endpoint.events_received()
+                events = self._events_held()
                 if not events and not endpoint.wants_data():
                     # Back pressure: too many unanswered requests and no call of ours
                     # in flight. Replies (or a call of ours) wake us.
@@ -395,6 +414,20 @@ class Connection(ConnectionBase):
                 self._read_and_ingest(nowait=True)
             else:
                 self._read_and_ingest(nowait=False)
+
+    def _events_received(self) -> list[Event]:
+        """Called holding ``_lock``: the endpoint's events, noting whether it stopped
+        short of the frames it holds (the peer's unanswered requests at their bound)."""
+        endpoint = self._endpoint
+        events = endpoint.events_received()
+        # The endpoint only leaves frames unparsed while it does not want data, so this
+        # is true whenever frames are held (and sometimes when none are).
+        self._frames_held = not endpoint.wants_data()
+        return events
+
+    def _events_held(self) -> list[Event]:
+        """Called holding ``_lock``: events of frames held since a pause, if any."""
+        return self._events_received() if self._frames_held else []
 
     def _wait(self) -> None:
         """Wait on the connection's condition; called holding ``_lock``."""
@@ -452,7 +485,7 @@ class Connection(ConnectionBase):
                 else:
                     assert isinstance(data, bytes)
                     endpoint.receive_data(data)
-                events = endpoint.events_received()
+                events = self._events_received()
                 if self._room_waiters and endpoint.can_send_request:
                     self._wake()
             if self._partial_timeout is not None:
@@ -510,6 +543,10 @@ class Connection(ConnectionBase):
 
     def _flush(self) -> None:
         """Write what the endpoint has queued, unless another thread is writing (it will)."""
+        if not self._endpoint.bytes_to_send:
+            # Read without the lock: output queued by another thread is flushed by that
+            # thread (or by the writer it finds), never left to us.
+            return
         if self._write_lock.acquire(blocking=False):
             self._write_pending()
         else:
@@ -797,12 +834,14 @@ class Connection(ConnectionBase):
         Implicit callbacks of a future call run on the worker pool. Cancelling the future
         sends ``$/cancelRequest``.
         """
-        future: Future[Any] = Future()
+        future = _CallFuture()
         waiter = _Waiter(method, future)
         waiter.timeout = self._resolve_timeout(timeout)
         id = self._send_request(method, params, waiter)
         self._arm_timer(id, waiter)
-        future.add_done_callback(partial(self._future_done, id))
+        future.give_up = partial(self._give_up, id)
+        if future.cancelled():
+            self._give_up(id)  # cancelled by another thread before give_up was set
         return future
 
     def _arm_timer(self, id: RequestId, waiter: _Waiter) -> None:
@@ -824,10 +863,6 @@ class Connection(ConnectionBase):
                     f"within {waiter.timeout} s"
                 ),
             )
-
-    def _future_done(self, id: RequestId, future: Future[Any]) -> None:
-        if future.cancelled():
-            self._give_up(id)
 
     def create_async_proxy(
         self, result_handler: Callable[[Any, Any], None] | None = None
@@ -859,13 +894,13 @@ class Connection(ConnectionBase):
             ids = endpoint.send_batch(entries)
             for (method, _, expects_reply), id in zip(entries, ids, strict=True):
                 if expects_reply:
-                    future: Future[Any] = Future()
+                    future = _CallFuture()
+                    future.give_up = partial(self._give_up, id)
                     waiter = _Waiter(method, future)
                     waiter.timeout = timeout
                     self._waiters[id] = waiter
                     futures.append(future)
                     waiters.append(waiter)
-                    future.add_done_callback(partial(self._future_done, id))
             if self._paused:
                 self._wake()
         self._flush()
@@ -973,13 +1008,15 @@ class Connection(ConnectionBase):
                 return RemoteCallback(value, self)
             return value
 
+        # Plain loops: on every call, and most calls carry no callback.
         if type(params) is list:
-            if any(type(v) is str and v.startswith(CALLBACK_PREFIX) for v in params):
-                return [wrap(v) for v in params]
-        elif type(params) is dict and any(
-            type(v) is str and v.startswith(CALLBACK_PREFIX) for v in params.values()
-        ):
-            return {k: wrap(v) for k, v in params.items()}
+            for value in params:
+                if type(value) is str and value.startswith(CALLBACK_PREFIX):
+                    return [wrap(v) for v in params]
+        elif type(params) is dict:
+            for value in params.values():
+                if type(value) is str and value.startswith(CALLBACK_PREFIX):
+                    return {k: wrap(v) for k, v in params.items()}
         return params
 
     def _handler_instance(self, cls: type) -> Handler:

@@ -7,14 +7,13 @@ no polling intervals.
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import itertools
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 __all__ = ["Timer", "WorkerPool", "blocking_section"]
 
@@ -24,8 +23,7 @@ log = logging.getLogger("rpcbd")
 _worker_of = threading.local()
 
 
-@contextlib.contextmanager
-def blocking_section() -> Iterator[None]:
+class blocking_section:  # lower case: used like a function, `with blocking_section():`
     """Mark the calling worker thread as blocked on work that may need its own pool.
 
     A handler that calls back into its caller waits for a reply whose handling (on the
@@ -34,16 +32,22 @@ def blocking_section() -> Iterator[None]:
     runs the jobs they wait for: a deadlock. While a worker is in this section the pool
     may start one more thread for queued jobs (like Java's ManagedBlocker). Outside a
     worker thread this does nothing.
+
+    A class rather than a ``@contextmanager`` generator: every blocking call enters it,
+    and a generator-based context manager costs several times more.
     """
-    pool: WorkerPool | None = getattr(_worker_of, "pool", None)
-    if pool is None:
-        yield
-        return
-    pool._blocking(+1)
-    try:
-        yield
-    finally:
-        pool._blocking(-1)
+
+    __slots__ = ("_pool",)
+
+    def __enter__(self) -> None:
+        pool: WorkerPool | None = getattr(_worker_of, "pool", None)
+        self._pool = pool
+        if pool is not None:
+            pool._blocking(+1)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._pool is not None:
+            self._pool._blocking(-1)
 
 
 class WorkerPool:

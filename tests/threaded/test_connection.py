@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+import rpcbd.threaded.connection
 from rpcbd import (
     ConnectionClosedError,
     Handler,
@@ -26,7 +27,6 @@ from rpcbd import (
     TransportError,
     willnotblock,
 )
-import rpcbd.threaded.connection
 from rpcbd.threaded.connection import Connection
 
 from .helpers import Custom, wait_until
