@@ -145,9 +145,10 @@ class _Readiness:
 
     def _modify(self, events: int) -> None:
         if self._epoll is not None:
-            # The descriptor may be closed (and so dropped from the set) already.
-            with contextlib.suppress(OSError, ValueError):
+            try:  # twice per call: try/except costs less than contextlib.suppress
                 self._epoll.modify(self._fd, events)
+            except (OSError, ValueError):
+                pass  # the descriptor (or the epoll set) is closed already: nothing to watch
 
     def mute(self) -> None:
         """Stop waking the reader thread for input (epoll only; elsewhere a no-op)."""
@@ -466,8 +467,9 @@ class Connection(ConnectionBase):
         finally:
             self._release_duty()
 
-    def _read_and_ingest(self, *, nowait: bool) -> None:
-        """Read one chunk and process it; called holding read duty, which it releases."""
+    def _read_and_ingest(self, *, nowait: bool, release: bool = True) -> None:
+        """Read one chunk and process it; called holding read duty, which it releases
+        (unless ``release`` is false: a caller reading a reply in several chunks)."""
         endpoint = self._endpoint
         try:
             try:
@@ -495,7 +497,8 @@ class Connection(ConnectionBase):
                 self._dispatch(events)
                 self._flush()  # the replies of inline handlers, in one write
         finally:
-            self._release_duty()
+            if release:
+                self._release_duty()
 
     def _watch_partial_message(self) -> None:
         """Bound the time one frame may stay half-received (slow loris)."""
@@ -774,30 +777,36 @@ class Connection(ConnectionBase):
                 took = self._duty is None and self._endpoint.state is State.OPEN
                 if took:
                     self._take_duty()
-            if took and not replies.empty():
-                # The last holder of duty delivered it after get_nowait() above: reading
-                # now would wait for bytes that never come.
-                self._release_duty()
-                continue
             remaining = None if deadline is None else deadline - time.monotonic()
             if not took:
                 # Someone else reads; they hand our reply over.
                 if remaining is None:
                     return replies.get()
                 return replies.get(timeout=max(0.0, remaining))
-            if remaining is None:
-                self._read_and_ingest(nowait=False)
-                continue
-            fd = self._transport.fileno()
-            if fd is None or not select.select([fd], [], [], max(0.0, remaining))[0]:
-                self._release_duty()
-                if fd is None:
+            if not self._read_holding_duty(replies, deadline):
+                return replies.get_nowait()  # at the deadline: queue.Empty if nothing came
+
+    def _read_holding_duty(self, replies: queue.SimpleQueue[Any], deadline: float | None) -> bool:
+        """Read until ``replies`` has an item or the connection closes (True), or until
+        ``deadline`` passes (False); then release read duty. Keeping duty between chunks
+        (a large reply comes in several) saves waking the reader thread for each."""
+        endpoint = self._endpoint
+        fd = self._transport.fileno()
+        try:
+            # Checked before the first read too: the last holder of duty may have
+            # delivered our reply after the caller last looked, and reading then would
+            # wait for bytes that never come.
+            while replies.empty() and endpoint.state is State.OPEN:
+                if deadline is None:
+                    self._read_and_ingest(nowait=False, release=False)
                     continue
-                try:
-                    return replies.get_nowait()
-                except queue.Empty:
-                    raise queue.Empty from None
-            self._read_and_ingest(nowait=True)
+                remaining = deadline - time.monotonic()
+                if fd is None or remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+                    return False
+                self._read_and_ingest(nowait=True, release=False)
+        finally:
+            self._release_duty()
+        return True
 
     def _invoke_request(
         self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
