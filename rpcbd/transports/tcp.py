@@ -74,6 +74,8 @@ class SocketTransport(Transport):
         self._sendall(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
     def abort(self) -> None:
+        if self._aborted:
+            return  # once is enough (close() and the reader's clean-up both abort)
         self._aborted = True
         # shutdown() wakes a thread blocked in recv() on this socket; close() alone would
         # not, and would free the descriptor while that thread still uses it.
