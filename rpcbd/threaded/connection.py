@@ -108,8 +108,12 @@ class _CallFuture(Future[Any]):
     def __init__(self) -> None:
         super().__init__()
         self.give_up: Callable[[], object] | None = None
+        # Set before cancelling, so the caller that sets give_up afterwards can tell
+        # without going through the future's condition (see call_future).
+        self.cancel_requested = False
 
     def cancel(self) -> bool:
+        self.cancel_requested = True
         cancelled = super().cancel()
         if cancelled and self.give_up is not None:
             self.give_up()  # $/cancelRequest, and a late reply is dropped
@@ -849,7 +853,7 @@ class Connection(ConnectionBase):
         id = self._send_request(method, params, waiter)
         self._arm_timer(id, waiter)
         future.give_up = partial(self._give_up, id)
-        if future.cancelled():
+        if future.cancel_requested:
             self._give_up(id)  # cancelled by another thread before give_up was set
         return future
 
