@@ -20,7 +20,13 @@ __all__ = ["Timer", "WorkerPool", "blocking_section"]
 log = logging.getLogger("rpcbd")
 
 # Which pool the current thread works for (unset outside worker threads).
-_worker_of = threading.local()
+class _WorkerOf(threading.local):
+    # A class default, so threads outside any pool read None without a failed lookup
+    # (getattr(local, "pool", None) builds and discards an AttributeError every time).
+    pool: WorkerPool | None = None
+
+
+_worker_of = _WorkerOf()
 
 
 class blocking_section:  # lower case: used like a function, `with blocking_section():`
@@ -40,7 +46,7 @@ class blocking_section:  # lower case: used like a function, `with blocking_sect
     __slots__ = ("_pool",)
 
     def __enter__(self) -> None:
-        pool: WorkerPool | None = getattr(_worker_of, "pool", None)
+        pool = _worker_of.pool
         self._pool = pool
         if pool is not None:
             pool._blocking(+1)
