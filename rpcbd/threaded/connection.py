@@ -161,7 +161,8 @@ class _Readiness:
     def unmute(self) -> None:
         """Watch for input again. Level-triggered: input that arrived while muted and is
         still unread wakes the reader thread at once."""
-        self._modify(select.EPOLLIN)
+        if self._epoll is not None:  # (select.EPOLLIN only exists where epoll does)
+            self._modify(select.EPOLLIN)
 
     def close(self) -> None:
         if self._epoll is not None:

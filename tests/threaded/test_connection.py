@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import select
 import socket
 import threading
 import time
@@ -213,6 +214,20 @@ class TestReadDuty:
         assert not hung, "the caller waited for a reply it had already been given"
         assert results == [5]
         assert stalled == [True]
+
+    def test_without_epoll_the_reader_thread_waits_on_a_selector(
+        self, server: ThreadedPeer, client_peer: ThreadedPeer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # macOS and Windows have no epoll: the reader thread then wakes on every reply
+        # and finds duty taken. Calls (and calls back during a call) work the same.
+        monkeypatch.setattr(
+            rpcbd.threaded.connection, "select", types.SimpleNamespace(select=select.select)
+        )
+        connection = client_peer.connect(server.listen("tcp://127.0.0.1:0").url)
+        assert connection._readiness is not None and connection._readiness._epoll is None
+        assert [connection.request.add(i, 1) for i in range(50)] == list(range(1, 51))
+        assert connection.request.ask_back(3) == ["client", 3]
+        assert connection.request("add", timeout=5)(2, 2) == 4
 
 
 class TestTimeoutsAndCancellation:
