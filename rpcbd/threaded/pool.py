@@ -19,6 +19,7 @@ __all__ = ["Timer", "WorkerPool", "blocking_section"]
 
 log = logging.getLogger("rpcbd")
 
+
 # Which pool the current thread works for (unset outside worker threads).
 class _WorkerOf(threading.local):
     # A class default, so threads outside any pool read None without a failed lookup
