@@ -34,6 +34,21 @@ WHITESPACE = b" \t\n\r"
 _WHITESPACE_INTS = frozenset(WHITESPACE)
 _WHITESPACE_RUN = re.compile(rb"[ \t\n\r]*")
 
+# Below this many bytes a slice of the bytearray is the cheapest copy; above it, slicing a
+# memoryview avoids an intermediate bytearray (one copy instead of two: about ten times
+# faster for a 1 MiB frame).
+_VIEW_COPY_THRESHOLD = 4096
+
+
+def _copy_out(data: bytearray, start: int, end: int) -> bytes:
+    """``bytes(data[start:end])``, copying large ranges only once."""
+    if end - start < _VIEW_COPY_THRESHOLD:
+        return bytes(data[start:end])
+    # Released explicitly (not left to reference counting, e.g. on PyPy): a live export
+    # would make the next resize of `data` fail with BufferError.
+    with memoryview(data) as view, view[start:end] as piece:
+        return bytes(piece)
+
 
 class ReceiveBuffer:
     """A ``bytearray`` with a consumed-prefix offset, a resumable search and lazy compaction.
@@ -63,6 +78,13 @@ class ReceiveBuffer:
     def __bool__(self) -> bool:
         """True when at least one unconsumed byte is held."""
         return len(self._data) > self._start
+
+    def is_idle(self) -> bool:
+        """True when no byte is held and no discard is pending, so the next bytes appended
+        would be held exactly as they are (a deframer may then parse them in place)."""
+        if len(self._data) > self._start:
+            return False
+        return not self._discard and self._discard_through is None
 
     def __getitem__(self, index: int) -> int:
         """The byte at ``index`` (relative, non-negative) as an ``int``.
@@ -147,7 +169,7 @@ class ReceiveBuffer:
         if last < 0:
             self._scan = len(data)
             return None
-        chunk = bytes(data[start:last])
+        chunk = _copy_out(data, start, last)
         self._start = start = last + 1
         if start >= len(data):
             data.clear()
@@ -164,7 +186,7 @@ class ReceiveBuffer:
     def peek(self, count: int) -> bytes:
         """Return (without consuming) up to ``count`` bytes from the front."""
         start = self._start
-        return bytes(self._data[start : start + count])
+        return _copy_out(self._data, start, start + count)
 
     def take(self, count: int, drop: int = 0) -> bytes:
         """Consume and return ``count`` bytes from the front, then drop ``drop`` more.
@@ -175,7 +197,7 @@ class ReceiveBuffer:
         data = self._data
         start = self._start
         end = start + count
-        chunk = bytes(data[start:end])
+        chunk = _copy_out(data, start, end)
         self._start = start = end + drop
         # Lazy compaction, inlined because take() is on every deframer's hot path.
         if start >= len(data):

@@ -63,7 +63,7 @@ from __future__ import annotations
 import re
 
 from rpcbd.codecs.base import DEFAULT_MAX_MESSAGE_SIZE, Deframer, Framing
-from rpcbd.codecs.buffer import ReceiveBuffer
+from rpcbd.codecs.buffer import WHITESPACE, ReceiveBuffer
 from rpcbd.exceptions import FramingError, MessageTooLargeError
 
 __all__ = ["MAX_HEADER_SIZE", "ContentLengthFraming"]
@@ -99,6 +99,10 @@ class _ContentLengthDeframer(Deframer):
         super().__init__(max_message_size)
         self._buffer = ReceiveBuffer()
         self._error: FramingError | None = None
+        # A chunk received while nothing was held, kept as it came: when it is exactly one
+        # message with the canonical header, the body is cut out of it with one copy (not
+        # copied into the buffer and out again). Only set while the buffer is empty.
+        self._chunk: bytes | None = None
         self._reset_headers()
 
     def _reset_headers(self) -> None:
@@ -116,17 +120,44 @@ class _ContentLengthDeframer(Deframer):
 
     def feed(self, data: bytes) -> None:
         """Append received bytes (dropped once the stream is broken or while skipping)."""
-        if self._error is None:
-            self._buffer.append(data)
+        if self._error is not None:
+            return
+        chunk = self._chunk
+        if chunk is not None:
+            # Bytes after the chunk: give up on the fast path, keep the order.
+            self._chunk = None
+            self._buffer.append(chunk)
+        elif (
+            type(data) is bytes  # a caller may reuse a bytearray for its next read
+            and self._length < 0
+            and self._header_size == 0
+            and self._buffer.is_idle()
+        ):
+            self._chunk = data
+            return
+        self._buffer.append(data)
 
     def next_frame(self) -> bytes | FramingError | None:
         """Return the next content part, a :class:`FramingError`, or ``None``."""
         if self._error is not None:
             return self._error
         buffer = self._buffer
+        chunk = self._chunk
+        if chunk is not None:
+            self._chunk = None
+            # What the loop below does for a buffer holding exactly this one message.
+            canonical = _CANONICAL_HEADER.match(chunk)
+            if canonical is not None:
+                start = canonical.end()
+                length = int(canonical[1])
+                if start + length == len(chunk) and length <= self.max_message_size:
+                    return chunk[start:]
+            buffer.append(chunk)
+        elif self._length < 0 and not buffer:
+            # No header byte held, or the body of a skipped message is still being dropped
+            # as it arrives (which holds nothing either).
+            return None
         while self._length < 0:
-            if buffer.discarding:
-                return None
             if self._header_size == 0:
                 buffer.skip_whitespace()
                 # Fast path for the header every LSP implementation sends. Anything else
@@ -222,14 +253,22 @@ class _ContentLengthDeframer(Deframer):
         if self._error is not None:
             return self._error
         buffer = self._buffer
-        if self._header_size or self._length >= 0 or buffer.discarding or not buffer.is_blank():
+        chunk = self._chunk
+        if (
+            self._header_size
+            or self._length >= 0
+            or buffer.discarding
+            or (chunk is not None and chunk.strip(WHITESPACE))
+            or not buffer.is_blank()
+        ):
             return FramingError("stream ended inside a message", recoverable=False)
         return None
 
     @property
     def buffered(self) -> int:
         """Bytes held and not yet returned as frames."""
-        return len(self._buffer)
+        chunk = self._chunk
+        return len(self._buffer) if chunk is None else len(chunk)
 
 
 class ContentLengthFraming(Framing):

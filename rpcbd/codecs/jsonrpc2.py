@@ -18,6 +18,45 @@ from rpcbd.typing import Params, RequestId
 __all__ = ["JSONRPC_V2", "JsonRpc2", "is_valid_id", "parse_error_object"]
 
 
+# Stands for a member that is absent (None would be "null").
+_ABSENT: Any = object()
+
+
+def _common_shape(value: Any) -> tuple[str | None, Any, int | str | None] | None:
+    """The members of a message of the shape well-behaved peers send, or None.
+
+    The fast path of :meth:`JsonRpc2.decode` (and of the endpoint, which builds its events
+    from these members without a message object in between):
+
+    - a request with ``"jsonrpc": "2.0"``, a string method, list/object/no params and an
+      integer or string id: ``(method, params, id)``;
+    - the same without an id, a notification: ``(method, params, None)``;
+    - a response with a result and an integer or string id: ``(None, result, id)``.
+
+    Every check here is one that ``JsonRpc2._decode_general`` makes too, so both give the
+    same message (a test pins this). Anything else (null or float ids, errors, bad
+    members, not an object) is None: the general path decides.
+    """
+    if type(value) is not dict:
+        return None
+    method = value.get("method")
+    if type(method) is str:
+        params = value.get("params")
+        if value.get("jsonrpc") == "2.0" and (
+            params is None or type(params) is list or type(params) is dict
+        ):
+            id = value.get("id", _ABSENT)
+            if id is _ABSENT:
+                return method, params, None
+            if type(id) is int or type(id) is str:
+                return method, params, id
+    elif "result" in value and "method" not in value and "error" not in value:
+        id = value.get("id")
+        if type(id) is int or type(id) is str:
+            return None, value["result"], id
+    return None
+
+
 def is_valid_id(value: Any) -> bool:
     """Whether ``value`` may be a request id.
 
@@ -78,6 +117,19 @@ class JsonRpc2(Dialect):
         return {"jsonrpc": "2.0", "error": error.to_dict(), "id": id}
 
     def decode(self, value: Any) -> Message | Invalid:
+        shape = _common_shape(value)
+        if shape is None:
+            return self._decode_general(value)
+        method, params_or_result, id = shape
+        if method is None:
+            return Response(id, params_or_result)
+        if id is None:
+            return Notification(method, params_or_result)
+        return Request(method, params_or_result, id)
+
+    def _decode_general(self, value: Any) -> Message | Invalid:
+        """Classify any value, valid or not (what :meth:`decode` does without its fast
+        path)."""
         if type(value) is not dict:
             return Invalid(None, RpcInvalidError(data="a message must be a JSON object"))
         if "method" in value:

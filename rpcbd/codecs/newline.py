@@ -42,7 +42,9 @@ class DelimiterDeframer(Deframer):
 
     For speed, every complete record held is split off in one C-level ``split`` and the
     frames are handed out from a list; frames already received but not yet pulled count in
-    :attr:`buffered`.
+    :attr:`buffered`. The common case takes neither the buffer nor the list: a ``bytes``
+    chunk that ends a record while nothing is held is kept as it came, and when it holds
+    one record the frame is cut out of it with one copy.
 
     Args:
         max_message_size: the largest payload accepted, in bytes.
@@ -70,20 +72,53 @@ class DelimiterDeframer(Deframer):
         self._pending_size = 0
         # The longest run of bytes allowed before the delimiter: the payload plus the \r.
         self._max_run = max_message_size + 1 if strip_cr else max_message_size
+        # A chunk of whole records received while the buffer was idle, kept as it came
+        # (delimiter included) instead of being copied into the buffer and out again. Its
+        # bytes come before anything in the buffer.
+        self._complete: bytes | None = None
 
     def feed(self, data: bytes) -> None:
         """Append received bytes (bytes of an oversized frame are dropped on arrival)."""
-        self._buffer.append(data)
+        # The common case: a read ends at the end of a record and nothing is held. Only
+        # immutable bytes are kept (a caller may reuse a bytearray for its next read).
+        if (
+            self._complete is None
+            and type(data) is bytes
+            and data[-1:] == self._delimiter
+            and self._buffer.is_idle()
+        ):
+            self._complete = data
+        else:
+            self._buffer.append(data)
 
     def next_frame(self) -> bytes | FramingError | None:
         """Return the next payload, a recoverable :class:`MessageTooLargeError`, or ``None``."""
-        while not self._pending:
-            complete = self._buffer.take_through_last(self._delimiter)
-            if complete is None:
-                return self._no_delimiter()
+        pending = self._pending
+        while not pending:
+            complete = self._complete
+            if complete is not None:
+                self._complete = None
+                complete = complete[:-1]
+            elif not self._buffer:
+                return None  # nothing held: nothing complete, nothing over the limit
+            else:
+                complete = self._buffer.take_through_last(self._delimiter)
+                if complete is None:
+                    return self._no_delimiter()
+            # One record (no delimiter inside) that is a frame as it is: not empty, no
+            # whitespace to strip in front, no \r to strip at the end, not too long. This is
+            # what _queue() would return, without splitting and counting a list.
+            if (
+                complete[:1] > b" "
+                and len(complete) <= self.max_message_size
+                and not (self._strip_cr and complete[-1:] == b"\r")
+                and complete.find(self._delimiter) < 0  # cheaper than `in` (see endpoint.py)
+            ):
+                return complete
             self._queue(complete)
-        frame = self._pending.pop()
-        if isinstance(frame, bytes):
+            pending = self._pending
+        frame = pending.pop()
+        if type(frame) is bytes:
             self._pending_size -= len(frame)
         return frame
 
@@ -137,14 +172,21 @@ class DelimiterDeframer(Deframer):
     def feed_eof(self) -> FramingError | None:
         """Return an error if the stream ended inside a frame (whitespace is fine)."""
         buffer = self._buffer
-        if buffer.discarding or not buffer.is_blank():
+        complete = self._complete
+        if (
+            buffer.discarding
+            or (complete is not None and complete.strip(WHITESPACE))
+            or not buffer.is_blank()
+        ):
             return FramingError("stream ended inside a frame", recoverable=False)
         return None
 
     @property
     def buffered(self) -> int:
         """Bytes held and not yet returned as frames (including frames already split off)."""
-        return len(self._buffer) + self._pending_size
+        complete = self._complete
+        held = len(self._buffer) + self._pending_size
+        return held if complete is None else held + len(complete)
 
 
 class NewlineFraming(Framing):

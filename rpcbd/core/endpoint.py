@@ -25,6 +25,7 @@ from typing import Any
 
 from rpcbd.codecs.base import DEFAULT_MAX_MESSAGE_SIZE, Deframer, Dialect, Framing
 from rpcbd.codecs.framing import get_framing
+from rpcbd.codecs.newline import NewlineFraming
 from rpcbd.codecs.serializer import (
     DEFAULT_MAX_NESTING_DEPTH,
     JsonDecodeError,
@@ -74,6 +75,10 @@ DEFAULT_MAX_PENDING_REQUESTS = 128
 DEFAULT_MAX_CALLS_IN_FLIGHT = 1024
 #: Default bound on the number of members in one incoming batch (``max_batch_size``).
 DEFAULT_MAX_BATCH_SIZE = 1000
+
+# Looking a member up on an Enum class costs a metaclass call (about 60 ns on CPython
+# 3.11); the state is compared with OPEN several times per message.
+_OPEN = State.OPEN
 
 #: ``(direction, payload)``: direction is ``"-->"`` for sent, ``"<--"`` for received.
 TraceHook = Callable[[str, bytes], None]
@@ -160,9 +165,10 @@ class Endpoint:
         serializer: Serializer | None = None,
         trace: TraceHook | None = None,
     ) -> None:
-        if dialect is None:
-            from rpcbd.codecs.jsonrpc2 import JSONRPC_V2
+        # Imported here: rpcbd.codecs.jsonrpc2 imports rpcbd.core (circular at import time).
+        from rpcbd.codecs.jsonrpc2 import JSONRPC_V2, JsonRpc2, _common_shape
 
+        if dialect is None:
             dialect = JSONRPC_V2
         if min(max_batch_size, max_pending_requests, max_calls_in_flight, max_nesting_depth) < 1:
             raise ValueError(
@@ -177,6 +183,15 @@ class Endpoint:
             else self._framing.deframer(max_message_size)
         )
         self._frame = None if self._framing is None else self._framing.frame
+        # The newline framing is inlined in _queue_payload (one call less per message);
+        # a subclass may frame differently, so only the class itself.
+        self._newline = type(self._framing) is NewlineFraming
+        self._decode = dialect.decode
+        self._batches = dialect.supports_batches
+        # JSON-RPC 2.0's fast path gives the members of the common messages, from which
+        # the events are built directly (no message object in between). Only for the class
+        # itself: a subclass may decode differently.
+        self._common_shape = _common_shape if type(dialect) is JsonRpc2 else None
         self._serializer = serializer if serializer is not None else default_serializer()
         self._dumps = self._serializer.dumps
         self._loads = self._serializer.loads
@@ -245,7 +260,7 @@ class Endpoint:
 
     def _check_send(self) -> None:
         # Fast path: (OPEN, SEND) -> OPEN is in the table; other states go through it.
-        if self._state.state is not State.OPEN:
+        if self._state.state is not _OPEN:
             self._state.process(Input.SEND)
 
     def _check_params(self, params: Any) -> Params:
@@ -286,7 +301,17 @@ class Endpoint:
     def _queue_payload(self, payload: bytes) -> None:
         if self.trace is not None:
             self.trace("-->", payload)
-        data = payload if self._frame is None else self._frame(payload)
+        if self._newline and payload.find(b"\n") < 0:
+            # NewlineFraming.frame() without the call. The check stays: compact JSON has no
+            # raw newline, but orjson copies an orjson.Fragment's bytes as they are, and
+            # frame() is what refuses such a payload (ValueError) below. (find(), not `in`:
+            # on CPython `in` first tries the operand as an integer, which costs as much
+            # as the search itself on a short payload.)
+            data = payload + b"\n"
+        elif self._frame is None:
+            data = payload
+        else:
+            data = self._frame(payload)
         self._out.append(data)
         self._out_size += len(data)
 
@@ -310,8 +335,10 @@ class Endpoint:
                 dialect, the id is in flight already or is not a string or a number, or
                 the params are not JSON.
         """
-        self._check_send()
-        params = self._check_params(params)
+        if self._state.state is not _OPEN:  # _check_send(), inlined: once per call
+            self._state.process(Input.SEND)
+        if params is not None and type(params) is not list:  # lists need no conversion
+            params = self._check_params(params)
         if len(self._outgoing) >= self._max_calls_in_flight:
             raise LocalProtocolError(
                 f"{len(self._outgoing)} calls in flight already (max_calls_in_flight)"
@@ -387,8 +414,9 @@ class Endpoint:
         return ids
 
     def _take_incoming(self, request: RequestReceived) -> IncomingCall:
-        self._check_send()
-        call = self._incoming.pop(request.key)
+        if self._state.state is not _OPEN:  # _check_send(), inlined: once per reply
+            self._state.process(Input.SEND)
+        call = self._incoming.take(request.key)
         if call is None:
             raise LocalProtocolError(
                 f"request {request.id!r} ({request.method}) was answered already"
@@ -422,7 +450,10 @@ class Endpoint:
         except LocalProtocolError:
             self._incoming.add(call)
             raise
-        self._queue_reply(call, payload)
+        if call.batch is None:
+            self._queue_payload(payload)  # the common case, without _queue_reply()
+        else:
+            self._queue_reply(call, payload)
 
     def send_error(self, request: RequestReceived, error: RpcError) -> None:
         """Answer ``request`` with an error.
@@ -457,7 +488,7 @@ class Endpoint:
         if not self._outgoing.finish(id):
             return False
         method = self._dialect.cancel_method
-        if notify and method is not None and self._state.state is State.OPEN:
+        if notify and method is not None and self._state.state is _OPEN:
             self._queue_payload(self._encode(self._dialect.notification(method, {"id": id})))
         return True
 
@@ -483,7 +514,7 @@ class Endpoint:
         """
         if self._frame is None:
             raise LocalProtocolError("this endpoint reads whole messages: use receive_message")
-        if self._state.state is not State.OPEN:
+        if self._state.state is not _OPEN:
             # The table refuses (ERROR) or keeps CLOSED, where late bytes are dropped.
             self._state.process(Input.RECEIVE)
             return
@@ -497,7 +528,7 @@ class Endpoint:
         """
         if self._frame is not None:
             raise LocalProtocolError("this endpoint reads a byte stream: use receive_data")
-        if self._state.state is not State.OPEN:
+        if self._state.state is not _OPEN:
             # The table refuses (ERROR) or keeps CLOSED, where late bytes are dropped.
             self._state.process(Input.RECEIVE)
             return
@@ -513,9 +544,9 @@ class Endpoint:
         is the last event. Idempotent."""
         if self._state.state is State.CLOSED:
             return
-        if self._state.state is State.OPEN:
-            self._process_frames(ignore_bound=True)
-            if self._state.state is State.OPEN:
+        if self._state.state is _OPEN:
+            self._process_frames(True)  # every frame: replies must be read, whatever the bound
+            if self._state.state is _OPEN:
                 problem = self._deframer.feed_eof()
                 if problem is not None:
                     self._events.append(InvalidMessageReceived(problem, None, fatal=True))
@@ -530,8 +561,8 @@ class Endpoint:
         Also the place where reading resumes after a pause: call it again after answering
         requests when :meth:`wants_data` was false.
         """
-        if self._state.state is State.OPEN:
-            self._process_frames(ignore_bound=False)
+        if self._state.state is _OPEN:
+            self._process_frames(False)
         events = self._events
         if events:
             self._events = []
@@ -549,7 +580,7 @@ class Endpoint:
     def close_expected(self) -> bool:
         """Whether the runtime should close the transport after flushing ``data_to_send()``
         (the connection is closed, or the peer broke the framing beyond repair)."""
-        return self._state.state is not State.OPEN
+        return self._state.state is not _OPEN
 
     def wants_data(self) -> bool:
         """Whether the runtime should read more from the transport now.
@@ -558,20 +589,22 @@ class Endpoint:
         this side has no call in flight (so the peer feels flow control instead of memory
         growing); true again once replies free room. Always false once not open.
         """
-        if self._state.state is not State.OPEN:
+        if self._state.state is not _OPEN:
             return False
         return len(self._incoming) < self._max_pending_requests or len(self._outgoing) > 0
 
     # -- internals ---------------------------------------------------------------------
 
-    def _process_frames(self, *, ignore_bound: bool) -> None:
-        deframer = self._deframer
+    def _process_frames(self, ignore_bound: bool) -> None:
+        next_frame = self._deframer.next_frame
+        connection = self._state
         incoming = self._incoming
+        outgoing = self._outgoing
         bound = self._max_pending_requests
-        while self._state.state is State.OPEN:
-            if not ignore_bound and len(incoming) >= bound and not self._outgoing:
+        while connection.state is _OPEN:
+            if not ignore_bound and len(incoming) >= bound and not outgoing:
                 return  # paused: the rest stays in the deframer until replies free room
-            frame = deframer.next_frame()
+            frame = next_frame()
             if frame is None:
                 return
             if type(frame) is bytes:
@@ -595,7 +628,10 @@ class Endpoint:
     def _handle_payload(self, payload: bytes) -> None:
         if self.trace is not None:
             self.trace("<--", payload)
-        if nesting_depth_exceeds(payload, self._max_nesting_depth):
+        # A text no longer than the limit cannot nest deeper than it: skip the call for
+        # every ordinary message (the serializers do not check again).
+        limit = self._max_nesting_depth
+        if len(payload) > limit and nesting_depth_exceeds(payload, limit):
             error: RpcError = RpcInvalidError(
                 data={"reason": "nesting too deep", "limit": self._max_nesting_depth}
             )
@@ -609,10 +645,23 @@ class Endpoint:
             self._queue_payload(self._encode(self._dialect.error_response(None, error)))
             self._events.append(InvalidMessageReceived(error))
             return
-        if type(value) is list and self._dialect.supports_batches:
+        if type(value) is list and self._batches:
             self._handle_batch(value)
+            return
+        common_shape = self._common_shape
+        shape = None if common_shape is None else common_shape(value)
+        if shape is None:
+            self._handle_item(self._decode(value), None)
+            return
+        # What _handle_item() does with the Request, Notification or Response that
+        # decode() would have made of these members.
+        method, params_or_result, id = shape
+        if method is None:
+            self._handle_result(id, params_or_result)
+        elif id is None:
+            self._handle_notification(method, params_or_result)
         else:
-            self._handle_item(self._dialect.decode(value), None)
+            self._handle_request(id, method, params_or_result, None)
 
     def _handle_batch(self, values: list[Any]) -> None:
         # "If the batch rpc call itself fails to be recognized as an valid JSON or as an
@@ -629,7 +678,7 @@ class Endpoint:
             self._events.append(InvalidMessageReceived(error))
             return
         batch = BatchReply()
-        decode = self._dialect.decode
+        decode = self._decode
         for value in values:
             self._handle_item(decode(value), batch)
         batch.sealed = True
@@ -651,57 +700,67 @@ class Endpoint:
         item: Request | Notification | Response | ErrorResponse | Invalid,
         batch: BatchReply | None,
     ) -> None:
-        kind = type(item)
-        if kind is Request:
-            assert isinstance(item, Request)
-            incoming = self._incoming
-            if batch is None and len(incoming) >= self._max_pending_requests:
-                # Only reachable while this side has a call in flight (else reading is
-                # paused): the reader must keep reading so that reply gets through.
-                self._reply_now(
-                    item.id,
-                    RpcServerBusyError(
-                        data={
-                            "reason": "too many requests in flight",
-                            "limit": self._max_pending_requests,
-                        }
-                    ),
-                    None,
-                )
-                return
-            event = RequestReceived(item.id, item.method, item.params, incoming.next_key())
-            incoming.add(IncomingCall(event, batch))
-            if batch is not None:
-                batch.remaining += 1
-            self._events.append(event)
-        elif kind is Response or kind is ErrorResponse:
-            assert isinstance(item, (Response, ErrorResponse))
+        # Exact type checks (messages are never subclassed) narrow as well as isinstance()
+        # and cost less; requests first, the most frequent item.
+        if type(item) is Request:
+            self._handle_request(item.id, item.method, item.params, batch)
+        elif type(item) is Response:
+            self._handle_result(item.id, item.result)
+        elif type(item) is Notification:
+            self._handle_notification(item.method, item.params)
+        elif type(item) is ErrorResponse:
             if self._outgoing.finish(item.id):
-                if kind is Response:
-                    assert isinstance(item, Response)
-                    self._events.append(ResponseReceived(item.id, item.result))
-                else:
-                    assert isinstance(item, ErrorResponse)
-                    self._events.append(ErrorReceived(item.id, item.error))
-            elif not self._outgoing.was_ours(item.id):
-                # A late reply to a call given up on is dropped quietly; anything else is
-                # the peer's mistake, reported (never answered: replies are not answered).
-                self._events.append(
-                    InvalidMessageReceived(
-                        RemoteProtocolError(f"reply to unknown id {item.id!r}"), item.id
-                    )
-                )
-        elif kind is Notification:
-            assert isinstance(item, Notification)
-            if item.method == "$/cancelRequest":
-                self._handle_cancel(item.params)
+                self._events.append(ErrorReceived(item.id, item.error))
             else:
-                self._events.append(NotificationReceived(item.method, item.params))
+                self._unexpected_reply(item.id)
         else:
             assert isinstance(item, Invalid)
             if not item.is_response:
                 self._reply_now(item.id, item.error, batch)
             self._events.append(InvalidMessageReceived(item.error, item.id))
+
+    def _handle_request(
+        self, id: RequestId, method: str, params: Params, batch: BatchReply | None
+    ) -> None:
+        incoming = self._incoming
+        if batch is None and len(incoming) >= self._max_pending_requests:
+            # Only reachable while this side has a call in flight (else reading is
+            # paused): the reader must keep reading so that reply gets through.
+            self._reply_now(
+                id,
+                RpcServerBusyError(
+                    data={
+                        "reason": "too many requests in flight",
+                        "limit": self._max_pending_requests,
+                    }
+                ),
+                None,
+            )
+            return
+        event = incoming.receive(id, method, params, batch)
+        if batch is not None:
+            batch.remaining += 1
+        self._events.append(event)
+
+    def _handle_result(self, id: RequestId, result: Any) -> None:
+        if self._outgoing.finish(id):
+            self._events.append(ResponseReceived(id, result))
+        else:
+            self._unexpected_reply(id)
+
+    def _unexpected_reply(self, id: RequestId) -> None:
+        if not self._outgoing.was_ours(id):
+            # A late reply to a call given up on is dropped quietly; anything else is
+            # the peer's mistake, reported (never answered: replies are not answered).
+            self._events.append(
+                InvalidMessageReceived(RemoteProtocolError(f"reply to unknown id {id!r}"), id)
+            )
+
+    def _handle_notification(self, method: str, params: Params) -> None:
+        if method == "$/cancelRequest":
+            self._handle_cancel(params)
+        else:
+            self._events.append(NotificationReceived(method, params))
 
     def _handle_cancel(self, params: Params) -> None:
         # LSP: "params: CancelParams" with "id: integer | string". A notification is never

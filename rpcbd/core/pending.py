@@ -3,51 +3,51 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from rpcbd.core.events import RequestReceived
 from rpcbd.exceptions import LocalProtocolError
-from rpcbd.typing import RequestId
-
-if TYPE_CHECKING:
-    from rpcbd.core.events import RequestReceived
+from rpcbd.typing import Params, RequestId
 
 __all__ = ["BatchReply", "IncomingCall", "IncomingCalls", "OutgoingCalls"]
 
 
-class OutgoingCalls:
-    """This side's calls awaiting a reply.
+class OutgoingCalls(dict[RequestId, str]):
+    """This side's calls awaiting a reply: the method of each call, by id.
 
     Ids are integers counting up from 1 per connection (as rpcbd 0.6 did), so an id is never
     reused while in flight, and a late reply to a call given up on is recognised as ours.
     A caller may choose its own id (a string, say) as long as it is not in flight.
+
+    A ``dict`` itself, so the endpoint's checks on every message (``len()``, truth,
+    ``in``) run in C.
     """
 
-    __slots__ = ("_calls", "_next_id")
+    __slots__ = ("_next_id",)
 
     def __init__(self) -> None:
+        super().__init__()
         self._next_id = 1
-        self._calls: dict[RequestId, str] = {}
 
     def allocate(self, method: str) -> int:
         """Take the next free integer id for a call to ``method``."""
         id = self._next_id
-        while id in self._calls:  # only possible if a caller chose integer ids itself
+        while id in self:  # only possible if a caller chose integer ids itself
             id += 1
         self._next_id = id + 1
-        self._calls[id] = method
+        self[id] = method
         return id
 
     def add(self, id: RequestId, method: str) -> None:
         """Record a call with a caller-chosen id."""
-        if id in self._calls:
+        if id in self:
             raise LocalProtocolError(f"id {id!r} is already in flight on this connection")
-        self._calls[id] = method
+        self[id] = method
         if type(id) is int and id >= self._next_id:
             self._next_id = id + 1
 
     def finish(self, id: RequestId) -> bool:
         """Remove the call; return whether it was in flight."""
-        return self._calls.pop(id, _MISSING) is not _MISSING
+        return self.pop(id, _MISSING) is not _MISSING
 
     def was_ours(self, id: RequestId) -> bool:
         """Whether ``id`` is an integer id this table handed out earlier."""
@@ -55,15 +55,9 @@ class OutgoingCalls:
 
     def drain(self) -> tuple[RequestId, ...]:
         """Remove and return every id in flight."""
-        ids = tuple(self._calls)
-        self._calls.clear()
+        ids = tuple(self)
+        self.clear()
         return ids
-
-    def __contains__(self, id: RequestId) -> bool:
-        return id in self._calls
-
-    def __len__(self) -> int:
-        return len(self._calls)
 
 
 _MISSING = object()
@@ -93,39 +87,52 @@ class IncomingCall:
     cancelled: bool = False
 
 
-class IncomingCalls:
-    """The peer's requests awaiting this side's reply, keyed by the endpoint's own key."""
+class IncomingCalls(dict[int, IncomingCall]):
+    """The peer's requests awaiting this side's reply, by the endpoint's own key.
 
-    __slots__ = ("_by_id", "_by_key", "_next_key")
+    A ``dict`` itself (``len()`` and truth in C, as for :class:`OutgoingCalls`), with an
+    index by request id for ``$/cancelRequest``.
+    """
+
+    __slots__ = ("_by_id", "_next_key")
 
     def __init__(self) -> None:
+        super().__init__()
         self._next_key = 0
-        self._by_key: dict[int, IncomingCall] = {}
         self._by_id: dict[RequestId, int] = {}
 
-    def next_key(self) -> int:
-        """A key no other incoming request on this connection has."""
-        self._next_key += 1
-        return self._next_key
+    def receive(
+        self, id: RequestId, method: str, params: Params, batch: BatchReply | None
+    ) -> RequestReceived:
+        """Record a request from the peer under a key no other request on this connection
+        has, and return the event that reports it."""
+        self._next_key = key = self._next_key + 1
+        event = RequestReceived(id, method, params, key)
+        self[key] = IncomingCall(event, batch)
+        self._by_id[id] = key
+        return event
 
     def add(self, call: IncomingCall) -> None:
-        self._by_key[call.event.key] = call
-        self._by_id[call.event.id] = call.event.key
+        """Record an unanswered request (or put back one whose reply could not be sent)."""
+        event = call.event
+        self[event.key] = call
+        self._by_id[event.id] = event.key
 
-    def pop(self, key: int) -> IncomingCall | None:
-        call = self._by_key.pop(key, None)
-        if call is not None and self._by_id.get(call.event.id) == key:
-            del self._by_id[call.event.id]
+    def take(self, key: int) -> IncomingCall | None:
+        """Remove and return the request with this key, or None if it was answered."""
+        call = self.pop(key, None)
+        if call is not None:
+            id = call.event.id
+            if self._by_id.get(id) == key:
+                del self._by_id[id]
         return call
 
     def find(self, id: RequestId) -> IncomingCall | None:
         """The most recent unanswered request with this id (ids may be reused by peers)."""
         key = self._by_id.get(id)
-        return None if key is None else self._by_key.get(key)
+        return None if key is None else self.get(key)
 
     def clear(self) -> None:
-        self._by_key.clear()
+        """Forget every request."""
+        super().clear()
         self._by_id.clear()
-
-    def __len__(self) -> int:
-        return len(self._by_key)
