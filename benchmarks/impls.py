@@ -551,7 +551,8 @@ class RpcbdAioClient:
         await _maybe_await(getattr(self._notification, method)(*args))
 
     async def close(self) -> None:
-        # aclose() waits for the reader and writer tasks to end; close() only starts it.
+        # aclose() waits for the connection to end (reader task, final write); close()
+        # only starts it.
         for connection in (self.connection, self._other):
             if connection is not None:
                 closer = getattr(connection, "aclose", None) or connection.close

@@ -1,16 +1,25 @@
-"""A connection of the asyncio runtime: one Endpoint, a reader task and a writer task.
+"""A connection of the asyncio runtime: one Endpoint and a reader task.
 
 Everything that touches the :class:`~rpcbd.core.Endpoint` runs on the event loop, so no
 lock is needed; the steps are those of the threaded runtime (STYLE.md practice 8): feed
-bytes, collect events, hand output to the writer, check ``close_expected()``, dispatch.
+bytes, collect events, dispatch, write ``data_to_send()``, check ``close_expected()``.
 
 - The **reader task** awaits ``transport.read()``, feeds the endpoint and dispatches the
-  events. When the endpoint stops wanting data (too many unanswered requests and no call
-  of ours in flight) it waits for ``_resume`` instead of reading: the peer feels TCP flow
-  control.
-- The **writer task** takes ``data_to_send()`` and awaits ``transport.write()`` (which
-  drains). Once the endpoint expects a close it flushes what is left (bounded in time)
-  and aborts the transport, which ends the reader, which cleans up.
+  events, then writes what the dispatch queued (the replies of inline handlers found in
+  one read go out in one write). When the endpoint stops wanting data (too many
+  unanswered requests and no call of ours in flight) it waits for ``_resume`` instead of
+  reading: the peer feels TCP flow control.
+- **Writing.** asyncio's ``transport.write()`` never blocks (it sends what the kernel
+  takes and buffers the rest), so output queued by a task or a callback is written at
+  once by :meth:`AsyncConnection._flush` (a burst from many tasks woken together goes
+  out in one write at the end of the loop's turn). A
+  **writer task** exists only while it is needed: when the transport reports back
+  pressure (it awaits ``drain()``), or for a transport that cannot write without
+  waiting (WebSocket, threads). While it exists every byte goes through it, so the
+  bytes keep the order in which the endpoint queued them.
+- **Closing.** Once the endpoint expects a close, what is left is written and the
+  transport aborted, which ends the reader, which cleans up. A final flush that waits
+  for room is bounded by a timer (``CLOSE_FLUSH_TIMEOUT``), not by ``wait_for``.
 - Handlers: ``async def`` methods run as tasks (many at once); plain ``@mayblock`` ones on
   the peer's bounded thread pool; plain ``@willnotblock`` ones inline in the reader task.
 """
@@ -25,7 +34,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
-from functools import partial
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 from rpcbd.calls import (
@@ -146,8 +155,9 @@ class AsyncConnection(ConnectionBase):
         request: ``await conn.request.echo(x)``; ``await conn.request("a/b", timeout=5)(x)``
             for other names and per-call options.
         notification: ``conn.notification.log(x)`` (alias ``notify``) is a plain method: it
-            queues the message and wakes the writer task, and returns None at once. Await
-            :meth:`drain` to wait until it is written.
+            queues the message (written at once, or at the end of this turn of the event
+            loop) and returns None at once. Await :meth:`drain` to wait until it is
+            written and the transport has room again.
         future: ``conn.future.echo(x)`` sends at once and returns an ``asyncio.Future``
             (a ``concurrent.futures.Future`` when called from another thread).
         blocking: ``conn.blocking.echo(x)`` from *another thread* blocks that thread for
@@ -201,29 +211,54 @@ class AsyncConnection(ConnectionBase):
             None if transport.message_based else options["partial_message_timeout"]
         )
         self._partial_timer: asyncio.TimerHandle | None = None
-        self._paused = False
         self._waiters: dict[RequestId, _Waiter] = {}
         self._callbacks: dict[str, tuple[_Waiter, Callable[..., Any]]] = {}
         self._serving: dict[int, tuple[CallContext, asyncio.Task[Any] | None]] = {}
         self._handlers: dict[type, Handler] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._write_wakeup = asyncio.Event()
-        self._writing = False  # the writer task is inside transport.write()
-        self._written = asyncio.Event()  # set whenever the writer emptied the buffer
-        self._resume = asyncio.Event()
+        # The paused reader waits on this future (made only when it pauses).
+        self._resume: asyncio.Future[None] | None = None
         self._closed_future: asyncio.Future[None] = self._loop.create_future()
         self._reader_task: asyncio.Task[None] | None = None
+        # Writing (see the module docstring). One place decides who writes next:
+        # _writer_task while it exists, else _flush / _write_now.
+        self._writes_nowait = transport.writes_nowait
         self._writer_task: asyncio.Task[None] | None = None
-        self.request = MethodProxy(self._invoke_request)
-        self.notification = MethodProxy(self._invoke_notification)
-        self.notify = self.notification
-        self.future = MethodProxy(self._invoke_future)
-        self.blocking = MethodProxy(self._invoke_blocking)
+        # Set after a write by _flush: the end of this turn writes what more is queued.
+        self._end_of_turn: asyncio.Handle | None = None
+        self._wrote_since_read = False
+        self._holding_output = False  # the reader is dispatching: it writes once after
+        self._close_timer: asyncio.TimerHandle | None = None  # bounds the final flush
+
+    # The call builders are made on first use: most connections of a server never call.
+
+    @cached_property
+    def request(self) -> MethodProxy:
+        """``await conn.request.echo(x)``; see the class docstring."""
+        return MethodProxy(self._invoke_request)
+
+    @cached_property
+    def notification(self) -> MethodProxy:
+        """``conn.notification.log(x)`` queues a notification; see the class docstring."""
+        return MethodProxy(self._invoke_notification)
+
+    @property
+    def notify(self) -> MethodProxy:
+        """Alias of :attr:`notification`."""
+        return self.notification
+
+    @cached_property
+    def future(self) -> MethodProxy:
+        """``conn.future.echo(x)`` returns a future; see the class docstring."""
+        return MethodProxy(self._invoke_future)
+
+    @cached_property
+    def blocking(self) -> MethodProxy:
+        """``conn.blocking.echo(x)`` from another thread; see the class docstring."""
+        return MethodProxy(self._invoke_blocking)
 
     # -- life cycle --------------------------------------------------------------------
 
     def _start(self) -> None:
-        self._writer_task = self._peer._track(self._loop.create_task(self._write_loop()))
         self._reader_task = self._peer._track(self._loop.create_task(self._run_reader()))
 
     @property
@@ -248,8 +283,10 @@ class AsyncConnection(ConnectionBase):
         if self._endpoint.state is State.OPEN:
             self._endpoint.close()
             self._dispatch(self._endpoint.events_received())
-        self._write_wakeup.set()
-        self._resume.set()
+        if self._writer_task is not None:
+            self._bound_final_flush()
+        self._write_now()  # what is queued, then the transport closes
+        self._wake_reader()
 
     async def aclose(self) -> None:
         """Close and wait until the reader and writer tasks ended, the transport is
@@ -286,8 +323,6 @@ class AsyncConnection(ConnectionBase):
         return f"<AsyncConnection {self.description} {state}>"
 
     def _track(self, task: asyncio.Task[Any]) -> asyncio.Task[Any]:
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
         return self._peer._track(task)
 
     # -- reading -----------------------------------------------------------------------
@@ -309,12 +344,13 @@ class AsyncConnection(ConnectionBase):
         while endpoint.state is State.OPEN:
             if not endpoint.wants_data():
                 # Back pressure: too many unanswered requests and no call of ours in
-                # flight. A reply sent (or a call of ours) sets _resume.
-                self._paused = True
+                # flight. A reply sent (or a call of ours) resolves _resume.
+                self._resume = self._loop.create_future()
                 self._watch_partial_message()
-                self._resume.clear()
-                await self._resume.wait()
-                self._paused = False
+                try:
+                    await self._resume
+                finally:
+                    self._resume = None
                 events = endpoint.events_received()
             else:
                 try:
@@ -322,6 +358,7 @@ class AsyncConnection(ConnectionBase):
                 except (OSError, TransportError) as exc:
                     log.debug("read from %s failed: %s", self.description, exc)
                     data = None
+                self._wrote_since_read = False
                 if endpoint.state is not State.OPEN:
                     break
                 if data is None:
@@ -334,17 +371,29 @@ class AsyncConnection(ConnectionBase):
                 events = endpoint.events_received()
             if self._partial_timeout is not None:
                 self._watch_partial_message()
-            if endpoint.bytes_to_send:
-                self._write_wakeup.set()
             if events:
-                self._dispatch(events)
-        self._write_wakeup.set()
+                # Replies of inline handlers (and anything else queued meanwhile) are
+                # written once, below, in the order the endpoint queued them.
+                self._holding_output = True
+                try:
+                    self._dispatch(events)
+                finally:
+                    self._holding_output = False
+            if endpoint.bytes_to_send or endpoint.state is not State.OPEN:
+                self._write_now()
+
+    def _wake_reader(self) -> None:
+        """A reply was sent, a call of ours started, or the connection closes: a reader
+        paused for back pressure must look again."""
+        resume = self._resume
+        if resume is not None and not resume.done():
+            resume.set_result(None)
 
     def _watch_partial_message(self) -> None:
         """Bound the time one frame may stay half-received (slow loris)."""
         if self._partial_timeout is None:
             return
-        partial = self._endpoint.partial_message_pending and not self._paused
+        partial = self._endpoint.partial_message_pending and self._resume is None
         if partial and self._partial_timer is None:
             self._partial_timer = self._loop.call_later(
                 self._partial_timeout, self._partial_message_expired
@@ -374,9 +423,13 @@ class AsyncConnection(ConnectionBase):
             context.cancel()  # nobody waits for these results any more
             if task is not None:
                 task.cancel()
-        self._write_wakeup.set()
+        if self._end_of_turn is not None:
+            self._end_of_turn.cancel()  # _write_now writes it all now
+            self._end_of_turn = None
+        self._write_now()
         writer = self._writer_task
         if writer is not None:
+            self._bound_final_flush()
             with contextlib.suppress(BaseException):
                 await writer
         self._transport.abort()
@@ -393,57 +446,118 @@ class AsyncConnection(ConnectionBase):
 
     # -- writing -----------------------------------------------------------------------
 
-    async def _write_loop(self) -> None:
+    def _flush(self) -> None:
+        """Output was queued by a task or a callback: write it.
+
+        The first output since the reader last read is written at once (a caller's
+        request, say). More output before the next read suggests a burst, many tasks
+        woken together each sending one message: a handle queued behind them writes
+        them all in one write at the end of the turn (128 tasks make two writes, not
+        128). While the reader is dispatching, it writes once after; while the writer
+        task exists, it writes.
+        """
+        if self._end_of_turn is not None or self._holding_output or self._writer_task is not None:
+            return
+        if self._wrote_since_read:
+            self._end_of_turn = self._loop.call_soon(self._turn_ended)
+        else:
+            self._wrote_since_read = self._write_now()
+
+    def _turn_ended(self) -> None:
+        self._end_of_turn = None
+        self._wrote_since_read = False
+        self._write_now()
+
+    def _write_now(self) -> bool:
+        """Hand everything the endpoint queued to the transport now, then close the
+        transport if the endpoint expects it. Returns whether something was written.
+
+        With a transport that cannot write without waiting, or once it reports back
+        pressure, the writer task takes over until it is done.
+        """
+        if self._writer_task is not None:
+            return False  # it takes what is queued next, in order
+        endpoint = self._endpoint
+        if endpoint.bytes_to_send:
+            if not self._writes_nowait:
+                self._start_writer(drain_first=False)
+                return True
+            try:
+                backlog = self._transport.write_nowait(endpoint.data_to_send())
+            except (OSError, TransportError) as exc:
+                log.debug("write to %s failed: %s", self.description, exc)
+                self._stop_transport()
+                return False
+            if backlog:
+                self._start_writer(drain_first=True)
+                return True
+            if endpoint.close_expected():
+                self._stop_transport()
+            return True
+        if endpoint.close_expected():
+            self._stop_transport()
+        return False
+
+    def _start_writer(self, *, drain_first: bool) -> None:
+        task = self._loop.create_task(self._write_loop(drain_first))
+        self._writer_task = self._peer._track(task)
+        if self._endpoint.close_expected():
+            self._bound_final_flush()
+
+    async def _write_loop(self, drain_first: bool) -> None:
+        """Write until nothing is queued (back pressure: wait for room first)."""
         endpoint = self._endpoint
         transport = self._transport
-        wakeup = self._write_wakeup
+        failed = False
         try:
-            while True:
-                chunks = endpoint.data_to_send()
-                if chunks:
-                    self._writing = True
-                    if endpoint.close_expected():
-                        # Closing: the last messages get a bounded time to go out.
-                        await asyncio.wait_for(transport.write(chunks), CLOSE_FLUSH_TIMEOUT)
-                    else:
-                        await transport.write(chunks)
-                    self._writing = False
-                    continue
-                self._written.set()
-                if endpoint.close_expected():
-                    return
-                wakeup.clear()
-                await wakeup.wait()
+            if drain_first:
+                await transport.drain()
+            while chunks := endpoint.data_to_send():
+                await transport.write(chunks)
         except asyncio.CancelledError:
-            pass
-        except (OSError, TransportError, asyncio.TimeoutError) as exc:
+            # The final flush ran out of time (_bound_final_flush), or the peer shut
+            # down: what is left is dropped with the transport.
+            failed = True
+        except (OSError, TransportError) as exc:
             log.debug("write to %s failed: %s", self.description, exc)
+            failed = True
         finally:
-            self._writing = False
-            self._written.set()
-            # Ends the reader's read(), which then cleans up (see _finish).
-            self._transport.abort()
-            if self._endpoint.state is State.OPEN:
-                self._endpoint.close()
-                self._dispatch(self._endpoint.events_received())
-            self._resume.set()
+            self._writer_task = None
+            self._wrote_since_read = False  # a later turn: the next write goes at once
+            if self._close_timer is not None:
+                self._close_timer.cancel()
+                self._close_timer = None
+        if failed or endpoint.close_expected():
+            self._stop_transport()
 
-    def _flush(self) -> None:
-        self._write_wakeup.set()
+    def _bound_final_flush(self) -> None:
+        """Closing while the writer task waits for room: give it CLOSE_FLUSH_TIMEOUT."""
+        writer = self._writer_task
+        if writer is not None and self._close_timer is None:
+            self._close_timer = self._loop.call_later(CLOSE_FLUSH_TIMEOUT, writer.cancel)
+
+    def _stop_transport(self) -> None:
+        """Closing, or a write failed: abort the transport (a stream still flushes what
+        it holds), which ends the reader's read(), which then cleans up (_finish)."""
+        self._transport.abort()
+        endpoint = self._endpoint
+        if endpoint.state is State.OPEN:
+            endpoint.close()
+            self._dispatch(endpoint.events_received())
+        self._wake_reader()
 
     async def drain(self) -> None:
         """Wait until everything queued so far has been written and the transport has
-        drained (or the connection closed)."""
-        while (self._endpoint.bytes_to_send or self._writing) and not self._closed_future.done():
-            self._written.clear()
-            self._write_wakeup.set()
-            await self._written.wait()
-            if self._writer_task is None or self._writer_task.done():
-                return
-
-    async def _wait_for_room(self) -> None:
-        if self._endpoint.bytes_to_send > HIGH_WATER:
-            await self.drain()
+        room again (or the connection closed)."""
+        while True:
+            writer = self._writer_task
+            if writer is None:
+                if not self._endpoint.bytes_to_send or self._closed_future.done():
+                    return
+                self._write_now()
+                continue
+            # asyncio.wait: our caller may be cancelled, the writer must not be.
+            await asyncio.wait((writer,))
 
     # -- calling the peer --------------------------------------------------------------
 
@@ -499,20 +613,26 @@ class AsyncConnection(ConnectionBase):
                 "use conn.blocking.method(...) or conn.call_threadsafe(...)"
             )
 
-    def _send_request(self, method: str, params: Params, waiter: _Waiter) -> RequestId:
+    def _send_request(
+        self, method: str, params: Params, waiter: _Waiter, *, callbacks: bool = True
+    ) -> RequestId:
+        """Queue the request and write it; ``callbacks=False`` when the caller already
+        knows ``params`` holds no callable to export."""
         endpoint = self._endpoint
         if endpoint.state is not State.OPEN:
             raise ConnectionClosedError(f"connection to {self.description} is closed")
-        params = self._export_callbacks(params, waiter)
+        if callbacks:
+            params = self._export_callbacks(params, waiter)
         try:
             id = endpoint.send_request(method, params)
         except BaseException:
             self._drop_callbacks(waiter)
             raise
         self._waiters[id] = waiter
-        self._resume.set()  # a call of ours in flight: a paused reader must read again
-        self._write_wakeup.set()
-        self._arm_timer(id, waiter)
+        self._wake_reader()  # a call of ours in flight: a paused reader must read again
+        if waiter.timeout is not None:
+            self._arm_timer(id, waiter)
+        self._flush()
         return id
 
     def _arm_timer(self, id: RequestId, waiter: _Waiter) -> None:
@@ -544,7 +664,7 @@ class AsyncConnection(ConnectionBase):
             if waiter.timer is not None:
                 waiter.timer.cancel()
                 waiter.timer = None
-        self._write_wakeup.set()
+        self._flush()
         self._wake_room_waiters()
         return True
 
@@ -570,15 +690,17 @@ class AsyncConnection(ConnectionBase):
         self._check_loop("await conn.request")
         waiter = _Waiter(method, self._loop)
         waiter.timeout = self._resolve_timeout(timeout)
-        await self._wait_for_call_room(1)
+        if self._endpoint.calls_in_flight >= self._max_calls or self._room_waiters:
+            await self._wait_for_call_room(1)
         if type(params) in (list, dict) and any(
             _is_callback(v)
             for v in (params.values() if type(params) is dict else params)  # type: ignore[union-attr]
         ):
             waiter.queue = asyncio.Queue()
-        id = self._send_request(method, params, waiter)
+        id = self._send_request(method, params, waiter, callbacks=waiter.queue is not None)
         try:
-            await self._wait_for_room()
+            if self._endpoint.bytes_to_send > HIGH_WATER:
+                await self.drain()  # the transport has no room: wait, not queue more
             if waiter.queue is None:
                 return await waiter.future
             get = waiter.queue.get
@@ -615,8 +737,9 @@ class AsyncConnection(ConnectionBase):
         self.send_notification(method, make_params(args, kwargs))
 
     def send_notification(self, method: str, params: Params = None) -> None:
-        """Queue a notification and wake the writer; returns at once (await :meth:`drain`
-        for back pressure). From another thread it is handed to the loop, in order.
+        """Queue a notification (written at once, or at the end of this turn of the event
+        loop); returns at once (await :meth:`drain` for back pressure). From another
+        thread it is handed to the loop, in order.
 
         Raises:
             ConnectionClosedError: the connection is closed.
@@ -629,7 +752,7 @@ class AsyncConnection(ConnectionBase):
         if self._endpoint.state is not State.OPEN:
             raise ConnectionClosedError(f"connection to {self.description} is closed")
         self._endpoint.send_notification(method, params)
-        self._write_wakeup.set()
+        self._flush()
 
     def _notify_quietly(self, method: str, params: Params) -> None:
         try:
@@ -738,8 +861,8 @@ class AsyncConnection(ConnectionBase):
                 self._arm_timer(id, waiter)
                 waiter.future.add_done_callback(partial(self._future_done, id, waiter))
                 futures.append(waiter.future)
-        self._resume.set()
-        self._write_wakeup.set()
+        self._wake_reader()
+        self._flush()
         return futures
 
     # -- serving the peer --------------------------------------------------------------
@@ -779,7 +902,8 @@ class AsyncConnection(ConnectionBase):
             elif kind is ConnectionClosed:
                 assert isinstance(event, ConnectionClosed)
                 self._fail_all(event.error)
-        self._wake_room_waiters()  # replies (or the close) may have made room for callers
+        if self._room_waiters:
+            self._wake_room_waiters()  # replies (or the close) may have made room
 
     def _fail_all(self, error: TransportError) -> None:
         waiters = list(self._waiters.values())
@@ -839,7 +963,10 @@ class AsyncConnection(ConnectionBase):
             values = params.values()
         else:
             return params
-        if not any(type(v) is str and v.startswith(CALLBACK_PREFIX) for v in values):
+        for v in values:  # a plain loop: no generator per call on the hot path
+            if type(v) is str and v.startswith(CALLBACK_PREFIX):
+                break
+        else:
             return params
         if type(params) is dict:
             return {k: wrap(v) for k, v in params.items()}
@@ -868,7 +995,10 @@ class AsyncConnection(ConnectionBase):
         error: RpcError | None = None
         token = _set_current(context)
         try:
-            result = self._bind(event, info)()
+            # _bind() without the partial: the same binding, called at once.
+            args, kwargs = bind_params(info, self._wrap_remote_callbacks(event.params))
+            handler = self._handler_instance(info.handler_class)
+            result = getattr(handler, info.attribute)(*args, **kwargs)
         except RpcError as exc:
             error = exc
         except Exception:
@@ -876,7 +1006,10 @@ class AsyncConnection(ConnectionBase):
             error = RpcInternalError()
         finally:
             _reset_current(token)
-        self._finish_call(event, result, error)
+        if type(event) is RequestReceived:
+            self._reply(event, result, error)  # an inline call is never in _serving
+        elif error is not None and not isinstance(error, RpcInternalError):
+            log.warning("notification %r failed: %s", event.method, error)
 
     async def _run_async(
         self, event: RequestReceived | NotificationReceived, info: MethodInfo, context: CallContext
@@ -942,8 +1075,10 @@ class AsyncConnection(ConnectionBase):
             log.error("cannot send the reply to %r: %s", event.method, exc)
             with contextlib.suppress(LocalProtocolError):
                 endpoint.send_error(event, RpcInternalError(data="result is not JSON"))
-        self._resume.set()
-        self._write_wakeup.set()
+        if self._resume is not None:
+            self._wake_reader()
+        if not self._holding_output:  # the reader writes once after its dispatch
+            self._flush()
 
     def _dispatch_callback(self, event: RequestReceived | NotificationReceived) -> None:
         entry = self._callbacks.get(event.method)

@@ -63,7 +63,9 @@ class AsyncListener:
         self._methods = methods
         self._options = options
         self._default_timeout = default_timeout
-        self._connections: list[AsyncConnection] = []
+        # Insertion-ordered. A connection leaves when it has finished closing (not by a
+        # scan on every accept, which made accepting n connections O(n^2)).
+        self._connections: dict[AsyncConnection, None] = {}
         self._closed = False
         self._closing: asyncio.Task[None] | None = None
         self.address = backend.address
@@ -77,7 +79,9 @@ class AsyncListener:
 
     def _accept(self, transport: AsyncTransport) -> None:
         limit = self._options.get("max_connections")
-        self._connections = [c for c in self._connections if not c.closed]
+        if limit is not None and len(self._connections) >= limit:
+            # Closing connections count no more (as the connections property says).
+            self._connections = {c: None for c in self._connections if not c.closed}
         if self._closed or (limit is not None and len(self._connections) >= limit):
             log.warning("refusing %s: listener closed or at max_connections", transport.description)
             transport.abort()
@@ -87,7 +91,10 @@ class AsyncListener:
             transport, self._handlers, self._methods, self._options, self._default_timeout
         )
         if connection is not None:
-            self._connections.append(connection)
+            self._connections[connection] = None
+            connection._closed_future.add_done_callback(
+                lambda _: self._connections.pop(connection, None)
+            )
 
     def close(self) -> None:
         """Stop accepting (the socket closes soon; await :meth:`aclose` to wait).
@@ -147,7 +154,8 @@ class PoolExecutor(concurrent.futures.Executor):
 
 
 class AsyncPeer:
-    """A JSON-RPC peer on asyncio: a reader and a writer task per connection.
+    """A JSON-RPC peer on asyncio: a reader task per connection (and a writer task only
+    while a transport makes output wait).
 
     Create it anywhere; use it from one running event loop.
 

@@ -2,10 +2,13 @@
 
 An :class:`AsyncTransport` is a byte pipe (or message pipe) with ``read`` / ``write`` /
 ``abort`` / ``aclose``. The runtime runs one reader task per connection that awaits
-:meth:`AsyncTransport.read`, and one writer task that awaits :meth:`AsyncTransport.write`
-(which returns once the data is handed to the kernel's buffers: that ``drain()`` is the
-write side of back pressure). :meth:`AsyncTransport.abort` is synchronous so that it can be
-called from anywhere on the loop; it makes a pending ``read`` return None.
+:meth:`AsyncTransport.read`. Output goes straight to :meth:`AsyncTransport.write_nowait`
+when the transport has one (asyncio's own ``transport.write()`` never blocks: it sends what
+the kernel takes and buffers the rest); a writer task, started only when needed, awaits
+:meth:`AsyncTransport.drain` or :meth:`AsyncTransport.write` (which return once the
+transport has room again: the write side of back pressure). :meth:`AsyncTransport.abort`
+is synchronous so that it can be called from anywhere on the loop; it makes a pending
+``read`` return None.
 
 The URL registry (:mod:`rpcbd.transports`) names the functions below as
 ``"rpcbd.aio.transports:connect_tcp"`` and so on; each is
@@ -86,11 +89,13 @@ class AsyncTransport(ABC):
             given to :meth:`write` is sent as one message (WebSocket, in-memory pipe).
         default_framing: the framing used when the user names none (stream transports).
         description: a short human-readable name of the peer.
+        writes_nowait: True when :meth:`write_nowait` is available.
     """
 
     message_based: bool = False
     default_framing: str | None = "newline"
     description: str = ""
+    writes_nowait: bool = False
 
     @abstractmethod
     async def read(self) -> bytes | str | None:
@@ -104,6 +109,30 @@ class AsyncTransport(ABC):
         Raises:
             OSError, TransportError: the connection is gone.
         """
+
+    def write_nowait(self, chunks: list[bytes]) -> bool:
+        """Hand ``chunks`` to the transport at once, in order, without waiting (only
+        when :attr:`writes_nowait` is true).
+
+        Returns:
+            True when the transport now holds more than it wants: await :meth:`drain`
+            before writing more.
+
+        Raises:
+            OSError, TransportError: the connection is gone.
+            NotImplementedError: the transport has no such write.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot write without waiting")
+
+    async def drain(self) -> None:
+        """Wait until the transport has room again after :meth:`write_nowait` returned
+        True.
+
+        Raises:
+            OSError, TransportError: the connection is gone.
+        """
+        # Without write_nowait there is nothing to wait for: write() itself waits.
+        return
 
     @abstractmethod
     def abort(self) -> None:
@@ -147,6 +176,8 @@ def _format_host(host: str) -> str:
 class StreamTransport(AsyncTransport):
     """An asyncio ``StreamReader`` / ``StreamWriter`` pair (TCP, TLS, Unix, pipes)."""
 
+    writes_nowait = True
+
     def __init__(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, description: str
     ) -> None:
@@ -173,6 +204,10 @@ class StreamTransport(AsyncTransport):
         return data or None
 
     async def write(self, chunks: list[bytes]) -> None:
+        self.write_nowait(chunks)
+        await self._writer.drain()
+
+    def write_nowait(self, chunks: list[bytes]) -> bool:
         if self._aborted:
             raise ConnectionClosedError("connection closed")
         writer = self._writer
@@ -180,7 +215,14 @@ class StreamTransport(AsyncTransport):
             writer.write(chunks[0])
         else:
             writer.writelines(chunks)
-        await writer.drain()
+        # The transport sent what the kernel took and buffers the rest; beyond its
+        # high-water mark it pauses the protocol, and drain() waits.
+        transport = writer.transport
+        size = transport.get_write_buffer_size()
+        return size > 0 and size > transport.get_write_buffer_limits()[1]
+
+    async def drain(self) -> None:
+        await self._writer.drain()
 
     def _wake_reader(self) -> None:
         # set_exception (not feed_eof) wakes a pending read: data that still arrives
@@ -201,14 +243,17 @@ class StreamTransport(AsyncTransport):
             return
         self._closed = True
         self.abort()
+        # The close flushes what is buffered; a peer that does not read gets
+        # CLOSE_TIMEOUT seconds, then the rest is dropped. A timer, not wait_for(): no
+        # task per close.
+        transport = self._writer.transport
+        timer = asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, transport.abort)
         try:
-            await asyncio.wait_for(asyncio.shield(self._writer.wait_closed()), CLOSE_TIMEOUT)
-        except (asyncio.TimeoutError, OSError):
-            self._writer.transport.abort()  # the peer does not read: drop the rest
-            with contextlib.suppress(Exception):
-                await self._writer.wait_closed()
-        except Exception:  # already closed with an error: nothing left to free
-            return
+            await self._writer.wait_closed()
+        except Exception:  # closed with an error (reset, or aborted): nothing left to free
+            pass
+        finally:
+            timer.cancel()
 
 
 class StreamListener(AsyncListenerBackend):
@@ -525,6 +570,25 @@ class _Channel:
         self.writable = asyncio.Event()
         self.writable.set()
 
+    def put_nowait(self, chunks: list[bytes]) -> bool:
+        """Queue ``chunks`` at once, even beyond the capacity; True when over it (then
+        await :meth:`drain`)."""
+        if self.closed:
+            raise ConnectionClosedError("in-memory pipe closed")
+        for chunk in chunks:
+            self.messages.append(chunk)
+            self.size += len(chunk)
+        self.readable.set()
+        return self.size > self.capacity
+
+    async def drain(self) -> None:
+        """Wait until the queue is within its capacity again."""
+        while self.size > self.capacity and not self.closed:
+            self.writable.clear()
+            await self.writable.wait()
+        if self.closed:
+            raise ConnectionClosedError("in-memory pipe closed")
+
     async def put(self, chunks: list[bytes]) -> None:
         for chunk in chunks:
             # Always accept into an empty queue, so one message larger than the capacity
@@ -560,6 +624,7 @@ class MemoryTransport(AsyncTransport):
 
     message_based = True
     default_framing = None
+    writes_nowait = True
 
     def __init__(self, incoming: _Channel, outgoing: _Channel, description: str) -> None:
         self._incoming = incoming
@@ -571,6 +636,12 @@ class MemoryTransport(AsyncTransport):
 
     async def write(self, chunks: list[bytes]) -> None:
         await self._outgoing.put(chunks)
+
+    def write_nowait(self, chunks: list[bytes]) -> bool:
+        return self._outgoing.put_nowait(chunks)
+
+    async def drain(self) -> None:
+        await self._outgoing.drain()
 
     def abort(self) -> None:
         # Both directions: our reader sees end of stream, and so does the other end's.
