@@ -995,11 +995,11 @@ class Connection(ConnectionBase):
                 log.info("%s: notification for unknown method %r dropped", self.description, method)
             return
         dispatcher, info = found
-        context = CallContext(
-            event.id if isinstance(event, RequestReceived) else None, method, self, threading.Event
-        )
-        if isinstance(event, RequestReceived):
+        if type(event) is RequestReceived:
+            context = CallContext(event.id, method, self, threading.Event)
             self._serving[event.key] = context
+        else:
+            context = CallContext(None, method, self, threading.Event)
         if not info.blocks:
             self._run_handler(event, info, context)
         elif not dispatcher.pool.submit(partial(self._run_handler, event, info, context)):
@@ -1016,22 +1016,21 @@ class Connection(ConnectionBase):
 
     def _wrap_remote_callbacks(self, params: Params) -> Params:
         """Make ``rpc.callback.*`` string arguments callable (:class:`RemoteCallback`)."""
-
-        def wrap(value: Any) -> Any:
-            if type(value) is str and value.startswith(CALLBACK_PREFIX):
-                return RemoteCallback(value, self)
-            return value
-
         # Plain loops: on every call, and most calls carry no callback.
         if type(params) is list:
             for value in params:
                 if type(value) is str and value.startswith(CALLBACK_PREFIX):
-                    return [wrap(v) for v in params]
+                    return [self._wrap_one(v) for v in params]
         elif type(params) is dict:
             for value in params.values():
                 if type(value) is str and value.startswith(CALLBACK_PREFIX):
-                    return {k: wrap(v) for k, v in params.items()}
+                    return {k: self._wrap_one(v) for k, v in params.items()}
         return params
+
+    def _wrap_one(self, value: Any) -> Any:
+        if type(value) is str and value.startswith(CALLBACK_PREFIX):
+            return RemoteCallback(value, self)
+        return value
 
     def _handler_instance(self, cls: type) -> Handler:
         handler = self._handlers.get(cls)
