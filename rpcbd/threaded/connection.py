@@ -300,6 +300,7 @@ class Connection(ConnectionBase):
         self._handlers_lock = threading.Lock()
         self._paused = False
         self._frames_held = False
+        self._has_called = False  # set by the first blocking call made on it (_read_loop)
         self._closed_event = threading.Event()
         self._finished = False
         self._reader: threading.Thread | None = None
@@ -405,13 +406,19 @@ class Connection(ConnectionBase):
                     self._wait()
                     self._paused = False
                     continue
-                if events or readiness is None:
+                # On a connection that has never called the peer (a server's, mostly) no
+                # caller wants to read its own reply: block in read() holding duty, with
+                # no readiness wait first. The first call made on it gets its reply from
+                # this thread; from then on the thread waits for readiness instead.
+                blocking_read = readiness is None or not self._has_called
+                if events or blocking_read:
                     self._duty = current
             if events:
                 self._flush()
                 self._dispatch_holding_duty(events)
                 continue
-            if readiness is not None:
+            if not blocking_read:
+                assert readiness is not None
                 readiness.wait()
                 with lock:
                     if self._duty is not None:
@@ -726,6 +733,7 @@ class Connection(ConnectionBase):
             )
         wait = self._resolve_timeout(timeout)
         waiter = _Waiter(method)
+        self._has_called = True  # the reader thread leaves the reading to callers now
         id = self._send_request(method, make_params(args, kwargs), waiter)
         deadline = None if wait is None else time.monotonic() + wait
         try:
