@@ -288,7 +288,10 @@ class Endpoint:
     def _encode_outgoing(self, message: dict[str, Any]) -> bytes:
         """Encode a message the user sends; the endpoint's own error replies are small
         and never refused."""
-        payload = self._encode(message)
+        try:  # _encode(), inlined: once per message sent
+            payload = self._dumps(message)
+        except (TypeError, ValueError) as exc:
+            raise LocalProtocolError(f"cannot encode message as JSON: {exc}") from exc
         if len(payload) > self._max_message_size:
             # A peer with the same limit would refuse it, and could not even say which
             # call failed (the id is inside the skipped body): fail here, at once.
@@ -364,8 +367,10 @@ class Endpoint:
         Raises:
             LocalProtocolError: as for :meth:`send_request`.
         """
-        self._check_send()
-        params = self._check_params(params)
+        if self._state.state is not _OPEN:  # _check_send(), inlined: once per notification
+            self._state.process(Input.SEND)
+        if params is not None and type(params) is not list:  # lists need no conversion
+            params = self._check_params(params)
         self._queue_payload(self._encode_outgoing(self._dialect.notification(method, params)))
 
     def send_batch(self, entries: Sequence[BatchEntry]) -> list[RequestId]:
