@@ -140,12 +140,17 @@ class _Readiness:
             self._selector = selectors.DefaultSelector()
             self._selector.register(fd, selectors.EVENT_READ)
 
-    def wait(self) -> None:
+    def wait(self) -> bool:
+        """Block until the descriptor is readable (or fails). Returns whether a muted
+        descriptor can have woken us only by input (True) or also by a hang-up or an
+        error, which epoll reports even while muted (False; always False without epoll,
+        where nothing is muted)."""
         if self._epoll is not None:
-            self._epoll.poll()
-        else:
-            assert self._selector is not None
-            self._selector.select()
+            ready = self._epoll.poll()
+            return all(not mask & (select.EPOLLHUP | select.EPOLLERR) for _, mask in ready)
+        assert self._selector is not None
+        self._selector.select()
+        return False
 
     def _modify(self, events: int) -> None:
         if self._epoll is not None:
@@ -419,11 +424,22 @@ class Connection(ConnectionBase):
                 continue
             if not blocking_read:
                 assert readiness is not None
-                readiness.wait()
+                muted_wait = readiness.wait()
                 with lock:
-                    if self._duty is not None:
-                        continue  # a caller took duty and reads the data itself
-                    self._duty = current
+                    taken = self._duty is not None
+                    if not taken:
+                        self._duty = current
+                if taken:
+                    # A caller took duty (the input was its reply, read by it) and muted
+                    # the descriptor: wait on it again, which wakes us only once that
+                    # caller unmutes with input left over, instead of on every release
+                    # of duty. Then the top of the loop checks back pressure as always.
+                    while muted_wait:
+                        muted_wait = readiness.wait()
+                        with lock:
+                            if self._duty is None or endpoint.state is not State.OPEN:
+                                break
+                    continue
                 self._read_and_ingest(nowait=True)
             else:
                 self._read_and_ingest(nowait=False)
