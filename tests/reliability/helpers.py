@@ -4,18 +4,18 @@ resource counters (threads, descriptors, memory) and raw-socket clients."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import sys
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from rpcbd.transports import registered_schemes
+
+# One polling helper and one descriptor count for every threaded-side test.
+from ..threaded.helpers import open_fds, wait_until
 
 __all__ = [
     "CHILD",
@@ -55,21 +55,6 @@ def listen_url(scheme: str, directory: str) -> str:
     if scheme == "ws":
         return "ws://127.0.0.1:0/"
     raise ValueError(scheme)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` passes; return its last value."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return predicate()
-        time.sleep(0.005)
-    return True
-
-
-def open_fds() -> int:
-    """Descriptors open in this process."""
-    return len(os.listdir("/proc/self/fd"))
 
 
 def rpcbd_threads() -> list[str]:
