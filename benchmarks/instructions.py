@@ -30,46 +30,20 @@ import textwrap
 
 __all__ = ["main"]
 
-# A server prints its URL, serves until its stdin closes, then exits.
+# A server prints its URL, serves until its stdin closes, then exits: the same servers as
+# benchmarks.run's (an inline handler; raw sockets answering each read in one write).
 _RPCBD_SERVER = """
 import sys
-from rpcbd import Handler, ThreadedPeer
+from benchmarks.impls import rpcbd_threaded_server
 
-class Bench(Handler):
-    assume_methods_block = False
-
-    def echo(self, x):
-        return x
-
-peer = ThreadedPeer(default_handler=Bench)
-print(peer.listen("tcp://127.0.0.1:0").url, flush=True)
-sys.stdin.read()
-peer.shutdown()
+rpcbd_threaded_server("tcp", False, lambda url: print(url, flush=True), sys.stdin.read)
 """
 
 _FLOOR_SERVER = """
-import socket, sys, threading
-from benchmarks.impls import LineBuffer, _floor_handle_chunk, json_codec
+import sys
+from benchmarks.impls import floor_threads_server
 
-dumps, loads = json_codec(sys.argv[1])
-listener = socket.create_server(("127.0.0.1", 0))
-
-def serve(sock):
-    buffer = LineBuffer()
-    while data := sock.recv(262144):
-        replies = _floor_handle_chunk(buffer.feed(data), dumps, loads)
-        if replies:
-            sock.sendall(b"".join(replies))
-
-def accept():
-    sock, _ = listener.accept()
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    serve(sock)
-
-thread = threading.Thread(target=accept, daemon=True)
-thread.start()
-print(f"tcp://127.0.0.1:{listener.getsockname()[1]}", flush=True)
-sys.stdin.read()
+floor_threads_server(lambda url: print(url, flush=True), sys.stdin.read, sys.argv[1], True)
 """
 
 # A client connects to argv[1], makes argv[3] calls of workload argv[2], then exits.
