@@ -288,10 +288,7 @@ class Endpoint:
     def _encode_outgoing(self, message: dict[str, Any]) -> bytes:
         """Encode a message the user sends; the endpoint's own error replies are small
         and never refused."""
-        try:  # _encode(), inlined: once per message sent
-            payload = self._dumps(message)
-        except (TypeError, ValueError) as exc:
-            raise LocalProtocolError(f"cannot encode message as JSON: {exc}") from exc
+        payload = self._encode(message)
         if len(payload) > self._max_message_size:
             # A peer with the same limit would refuse it, and could not even say which
             # call failed (the id is inside the skipped body): fail here, at once.
