@@ -389,8 +389,9 @@ class Connection(ConnectionBase):
         On transports that can wait for readability (plain sockets), the thread waits
         *without* holding read duty, so a blocking caller can take duty and read its own
         reply (no thread hand-off on the latency path); the thread takes duty only when
-        data is ready and nobody else is reading. Other transports block in ``read()``
-        holding duty, and callers get their replies from this thread.
+        data is ready and nobody else is reading. Other transports, and connections that
+        never made a blocking call, block in ``read()`` holding duty, and callers get
+        their replies from this thread.
         """
         endpoint = self._endpoint
         lock = self._lock
@@ -422,27 +423,34 @@ class Connection(ConnectionBase):
                 self._flush()
                 self._dispatch_holding_duty(events)
                 continue
-            if not blocking_read:
-                assert readiness is not None
-                muted_wait = readiness.wait()
-                with lock:
-                    taken = self._duty is not None
-                    if not taken:
-                        self._duty = current
-                if taken:
-                    # A caller took duty (the input was its reply, read by it) and muted
-                    # the descriptor: wait on it again, which wakes us only once that
-                    # caller unmutes with input left over, instead of on every release
-                    # of duty. Then the top of the loop checks back pressure as always.
-                    while muted_wait:
-                        muted_wait = readiness.wait()
-                        with lock:
-                            if self._duty is None or endpoint.state is not State.OPEN:
-                                break
-                    continue
-                self._read_and_ingest(nowait=True)
-            else:
+            if blocking_read:
                 self._read_and_ingest(nowait=False)
+            else:
+                assert readiness is not None
+                if self._take_duty_when_ready(readiness):
+                    self._read_and_ingest(nowait=True)
+
+    def _take_duty_when_ready(self, readiness: _Readiness) -> bool:
+        """Reader thread: wait for input, then take read duty.
+
+        False if a caller holds duty (the input was its reply, read by it) and muted the
+        descriptor: then wait on it again, which wakes us only once that caller unmutes
+        with input left over (not on every release of duty), and return so that the top
+        of the read loop checks back pressure before reading.
+        """
+        muted_wait = readiness.wait()
+        with self._lock:
+            if self._duty is None:
+                self._duty = threading.current_thread()
+                return True
+        # A hang-up or error is reported even while muted (and without epoll nothing is
+        # muted): then the loop's top waits for duty on the condition instead.
+        while muted_wait:
+            muted_wait = readiness.wait()
+            with self._lock:
+                if self._duty is None or self._endpoint.state is not State.OPEN:
+                    break
+        return False
 
     def _events_received(self) -> list[Event]:
         """Called holding ``_lock``: the endpoint's events, noting whether it stopped
