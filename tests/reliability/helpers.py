@@ -3,10 +3,13 @@ resource counters (threads, descriptors, memory) and raw-socket clients."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import resource
 import socket
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ __all__ = [
     "CHILD",
     "STREAM_SCHEMES",
     "RawClient",
+    "descriptors_for",
     "listen_url",
     "open_fds",
     "python",
@@ -132,3 +136,19 @@ class RawClient:
 def python() -> str:
     """The interpreter running the tests (the child processes use the same)."""
     return sys.executable
+
+
+@contextlib.contextmanager
+def descriptors_for(connections: int) -> Iterator[None]:
+    """Raise ``RLIMIT_NOFILE`` to hold both ends of ``connections`` connections plus the
+    usual descriptors (skipping the test if the hard limit is lower); restore it after."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = 2 * connections + 256
+    if soft < needed:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < {needed}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

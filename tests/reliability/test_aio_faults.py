@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import resource
 import shlex
 import signal
 import subprocess
@@ -26,7 +25,15 @@ import pytest
 
 from rpcbd import Handler, TransportError, mayblock, willnotblock
 
-from .helpers import CHILD, STREAM_SCHEMES, listen_url, open_fds, python, require_scheme
+from .helpers import (
+    CHILD,
+    STREAM_SCHEMES,
+    descriptors_for,
+    listen_url,
+    open_fds,
+    python,
+    require_scheme,
+)
 
 aio = pytest.importorskip("rpcbd.aio", reason="the asyncio runtime (rpcbd.aio) is not built yet")
 AsyncPeer = aio.AsyncPeer
@@ -205,16 +212,8 @@ class Echo(Handler):
 
 @pytest.fixture
 def nofile() -> Iterator[None]:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    needed = 2 * CONNECTIONS + 256
-    if soft < needed:
-        if hard != resource.RLIM_INFINITY and hard < needed:
-            pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < {needed}")
-        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
-    try:
+    with descriptors_for(CONNECTIONS):
         yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_two_thousand_raw_connections_then_back_to_baseline(nofile: None) -> None:

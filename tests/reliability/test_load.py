@@ -8,7 +8,6 @@ The client side is raw sockets driven by a few threads, so the numbers measure t
 from __future__ import annotations
 
 import json
-import resource
 import socket
 import threading
 import time
@@ -19,7 +18,7 @@ import pytest
 
 from rpcbd import Handler, ThreadedPeer, willnotblock
 
-from .helpers import RawClient, open_fds, wait_until
+from .helpers import RawClient, descriptors_for, open_fds, wait_until
 
 CONNECTIONS = 1000
 CLIENT_THREADS = 4
@@ -36,16 +35,8 @@ class Echo(Handler):
 @pytest.fixture
 def nofile() -> Iterator[None]:
     """Room for both ends of every connection, plus the usual descriptors."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    needed = 2 * CONNECTIONS + 256
-    if soft < needed:
-        if hard != resource.RLIM_INFINITY and hard < needed:
-            pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < {needed}")
-        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
-    try:
+    with descriptors_for(CONNECTIONS):
         yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def _rpcbd_thread_count() -> int:
