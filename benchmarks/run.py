@@ -32,6 +32,7 @@ from benchmarks.impls import (
     run_server,
 )
 from benchmarks.workloads import SIZES, WORKLOADS, Measurement, Workload, run_async, run_sync
+from rpcbd._compiled import COMPILED_MODULES, compiled_modules
 
 __all__ = ["main"]
 
@@ -342,6 +343,7 @@ def _machine() -> dict[str, Any]:
         "nproc": os.cpu_count(),
         "cpu": model,
         "python": platform.python_version(),
+        "rpcbd_compiled": len(compiled_modules()),
         "platform": platform.platform(),
         "loadavg_start": os.getloadavg(),
     }
@@ -501,6 +503,13 @@ def _table(results: list[dict[str, Any]], impls: dict[str, Impl]) -> list[str]:
     return rows
 
 
+def _build_line(machine: dict[str, Any]) -> str:
+    compiled = machine.get("rpcbd_compiled", 0)
+    if not compiled:
+        return "pure Python (the default; see docs/performance.md for the compiled build)"
+    return f"compiled with mypyc ({compiled} of {len(COMPILED_MODULES)} core/codec modules)"
+
+
 def write_report(
     out: Path,
     runs: dict[str, list[dict[str, Any]]],
@@ -518,6 +527,7 @@ def write_report(
         f"- machine: {machine['nproc']} CPUs ({machine['cpu']}), {machine['platform']}",
         f"- python: {machine['python']}; JSON libraries: {', '.join(runs)} (the floors use the same library "
         "as rpcbd in each table; python-lsp-jsonrpc always uses ujson, its own choice when installed)",
+        f"- rpcbd build: {_build_line(machine)}",
         f"- pinning: {'server on CPU 0, client on CPU 1' if args.pin else 'none'}; load average at start: "
         + ", ".join(f"{x:.2f}" for x in machine["loadavg_start"]),
         f"- mode: {'quick (a handful of calls: proves the harness works, the numbers mean nothing)' if args.quick else 'full'}; "

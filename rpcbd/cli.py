@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from rpcbd import __version__
+from rpcbd._compiled import build_description
 from rpcbd.codecs.base import Dialect, Framing
 from rpcbd.codecs.framing import get_framing
 from rpcbd.codecs.jsonrpc1 import JSONRPC_V1
@@ -647,7 +648,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"rpcbd {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"rpcbd {__version__} ({build_description()})"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = commands.add_parser(

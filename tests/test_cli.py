@@ -127,6 +127,17 @@ class TestHelp:
         assert main(["--version"]) == 0
         assert "rpcbd" in capsys.readouterr().out
 
+    def test_version_says_how_rpcbd_was_built(self, capsys: pytest.CaptureFixture[str]) -> None:
+        from rpcbd.__main__ import main
+        from rpcbd._compiled import compiled_modules
+        from rpcbd.codecs.serializer import default_serializer
+
+        assert main(["--version"]) == 0
+        out = capsys.readouterr().out
+        expected = "compiled core and codecs" if compiled_modules() else "pure Python"
+        assert expected in out
+        assert f"JSON: {default_serializer().name}" in out
+
 
 class TestParseValue:
     @pytest.mark.parametrize(

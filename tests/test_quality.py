@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CHECKED = ["rpcbd", "tests", "benchmarks", "examples"]
+CHECKED = ["rpcbd", "tests", "benchmarks", "examples", "hatch_build.py"]
 
 
 def _run(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -36,4 +36,11 @@ def test_ruff_format() -> None:
 def test_mypy_strict() -> None:
     pytest.importorskip("mypy", reason="mypy is not installed (pip install -e '.[test]')")
     result = _run(sys.executable, "-m", "mypy", "--strict", "rpcbd")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_strict_build_hook() -> None:
+    pytest.importorskip("mypy", reason="mypy is not installed (pip install -e '.[test]')")
+    pytest.importorskip("hatchling", reason="hatchling is not installed (pip install -e '.[test]')")
+    result = _run(sys.executable, "-m", "mypy", "--strict", "hatch_build.py")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -8,8 +8,9 @@ the deframer is an incremental parser that accepts the byte stream split anywher
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from rpcbd._compiled import mypyc_attr
 from rpcbd.exceptions import FramingError
 
 if TYPE_CHECKING:
@@ -23,6 +24,8 @@ __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Deframer", "Dialect", "Framing"]
 DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
 
 
+# Users subclass it; a compiled build must allow that.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Deframer(ABC):
     """Incremental parser for one direction of one connection.
 
@@ -40,7 +43,7 @@ class Deframer(ABC):
         self.max_message_size = max_message_size
 
     @abstractmethod
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray) -> None:
         """Append bytes received from the stream. Cheap: parsing happens in next_frame()."""
 
     @abstractmethod
@@ -66,11 +69,13 @@ class Deframer(ABC):
         """Bytes held and not yet returned as frames."""
 
 
+# Users subclass it; a compiled build must allow that.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Framing(ABC):
     """How messages are delimited on a byte stream."""
 
     #: The name users pass as ``framing=``.
-    name: str = ""
+    name: ClassVar[str] = ""
 
     @abstractmethod
     def frame(self, payload: bytes) -> bytes:
@@ -81,6 +86,8 @@ class Framing(ABC):
         """Return a new incremental parser for one incoming stream."""
 
 
+# Users subclass it; a compiled build must allow that.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Dialect(ABC):
     """A JSON-RPC version: how messages map to JSON values.
 
@@ -89,14 +96,14 @@ class Dialect(ABC):
     """
 
     #: Short name, e.g. ``"2.0"``.
-    version: str = ""
+    version: ClassVar[str] = ""
     #: Whether arrays of messages (batches) exist in this version.
-    supports_batches: bool = False
+    supports_batches: ClassVar[bool] = False
     #: Whether ``params`` may be an object (named parameters).
-    supports_named_params: bool = False
+    supports_named_params: ClassVar[bool] = False
     #: The notification sent to cancel a call (the LSP convention), or None if this
     #: version has no such convention.
-    cancel_method: str | None = None
+    cancel_method: ClassVar[str | None] = None
 
     @abstractmethod
     def request(self, method: str, params: Params, id: RequestId) -> dict[str, Any]:

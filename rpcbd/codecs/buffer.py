@@ -102,7 +102,7 @@ class ReceiveBuffer:
         """True while bytes that have not arrived yet are set to be dropped on arrival."""
         return self._discard > 0 or self._discard_through is not None
 
-    def append(self, data: bytes) -> None:
+    def append(self, data: bytes | bytearray) -> None:
         """Add received bytes at the end, first dropping any that a discard still owes."""
         if self._discard:
             count = min(self._discard, len(data))

@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import re
 
+from rpcbd._compiled import mypyc_attr
 from rpcbd.codecs.base import DEFAULT_MAX_MESSAGE_SIZE, Deframer, Framing
 from rpcbd.codecs.buffer import WHITESPACE, ReceiveBuffer
 from rpcbd.exceptions import FramingError, MessageTooLargeError
@@ -118,7 +119,7 @@ class _ContentLengthDeframer(Deframer):
         self._buffer.clear()
         return self._error
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray) -> None:
         """Append received bytes (dropped once the stream is broken or while skipping)."""
         if self._error is not None:
             return
@@ -271,6 +272,7 @@ class _ContentLengthDeframer(Deframer):
         return len(self._buffer) if chunk is None else len(chunk)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class ContentLengthFraming(Framing):
     """LSP base protocol headers (name ``"content-length"``, aliases ``"lsp"``,
     ``"content_length"``)."""

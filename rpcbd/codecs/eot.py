@@ -16,6 +16,7 @@ Memory bound: after ``next_frame()`` returns ``None`` the deframer holds at most
 
 from __future__ import annotations
 
+from rpcbd._compiled import mypyc_attr
 from rpcbd.codecs.base import DEFAULT_MAX_MESSAGE_SIZE, Deframer, Framing
 from rpcbd.codecs.newline import DelimiterDeframer
 
@@ -25,6 +26,7 @@ __all__ = ["EOT", "EotFraming"]
 EOT = b"\x04"
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class EotFraming(Framing):
     """Payload followed by 0x04 (name ``"eot"``), for peers still on rpcbd 0.6."""
 

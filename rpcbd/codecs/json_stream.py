@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import re
 
+from rpcbd._compiled import mypyc_attr
 from rpcbd.codecs.base import DEFAULT_MAX_MESSAGE_SIZE, Deframer, Framing
 from rpcbd.codecs.buffer import WHITESPACE, ReceiveBuffer
 from rpcbd.exceptions import FramingError, MessageTooLargeError
@@ -71,7 +72,7 @@ class _JsonStreamDeframer(Deframer):
         self._in_string = False
         self._scanned = 0
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray) -> None:
         """Append received bytes (dropped once the stream is broken)."""
         if self._error is None:
             self._buffer.append(data)
@@ -160,6 +161,7 @@ class _JsonStreamDeframer(Deframer):
         return len(self._buffer)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class JsonStreamFraming(Framing):
     """Concatenated JSON values (name ``"json-stream"``, alias ``"json_stream"``)."""
 

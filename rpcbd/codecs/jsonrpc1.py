@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rpcbd._compiled import mypyc_attr
 from rpcbd.codecs.base import Dialect
 from rpcbd.codecs.jsonrpc2 import is_valid_id, parse_error_object
 from rpcbd.core.messages import ErrorResponse, Invalid, Message, Notification, Request, Response
@@ -18,6 +19,7 @@ from rpcbd.typing import Params, RequestId
 __all__ = ["JSONRPC_V1", "JsonRpc1"]
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class JsonRpc1(Dialect):
     """JSON-RPC 1.0.
 

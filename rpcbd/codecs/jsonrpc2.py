@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from rpcbd._compiled import mypyc_attr
 from rpcbd.codecs.base import Dialect
 from rpcbd.core.messages import ErrorResponse, Invalid, Message, Notification, Request, Response
 from rpcbd.exceptions import (
@@ -85,6 +86,7 @@ def parse_error_object(error: Any) -> RpcError:
     return RpcInternalError("malformed error object from peer", data=error)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class JsonRpc2(Dialect):
     """JSON-RPC 2.0: ``"jsonrpc": "2.0"``, named or positional params, batches.
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import struct
 
+from rpcbd._compiled import mypyc_attr
 from rpcbd.codecs.base import DEFAULT_MAX_MESSAGE_SIZE, Deframer, Framing
 from rpcbd.codecs.buffer import ReceiveBuffer
 from rpcbd.exceptions import FramingError, MessageTooLargeError
@@ -39,7 +40,7 @@ class _LengthPrefixDeframer(Deframer):
         # Length of the body being read, or -1 while waiting for a prefix.
         self._length = -1
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray) -> None:
         """Append received bytes (bytes of an oversized body are dropped on arrival)."""
         self._buffer.append(data)
 
@@ -74,6 +75,7 @@ class _LengthPrefixDeframer(Deframer):
         return len(self._buffer)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class LengthPrefixFraming(Framing):
     """4-byte big-endian length prefix (name ``"length-prefix"``)."""
 

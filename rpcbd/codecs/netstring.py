@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import re
 
+from rpcbd._compiled import mypyc_attr
 from rpcbd.codecs.base import DEFAULT_MAX_MESSAGE_SIZE, Deframer, Framing
 from rpcbd.codecs.buffer import ReceiveBuffer
 from rpcbd.exceptions import FramingError, MessageTooLargeError
@@ -57,7 +58,7 @@ class _NetstringDeframer(Deframer):
         self._expect_comma = False
         self._error: FramingError | None = None
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray) -> None:
         """Append received bytes (dropped once the stream is broken or while skipping)."""
         if self._error is None:
             self._buffer.append(data)
@@ -137,6 +138,7 @@ class _NetstringDeframer(Deframer):
         return len(self._buffer)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class NetstringFraming(Framing):
     """djb netstrings, ``LEN:payload,`` (name ``"netstring"``)."""
 

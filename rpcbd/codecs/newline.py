@@ -22,6 +22,7 @@ This module also holds :class:`DelimiterDeframer`, the deframer shared with the 
 
 from __future__ import annotations
 
+from rpcbd._compiled import mypyc_attr
 from rpcbd.codecs.base import DEFAULT_MAX_MESSAGE_SIZE, Deframer, Framing
 from rpcbd.codecs.buffer import WHITESPACE, ReceiveBuffer
 from rpcbd.exceptions import FramingError, MessageTooLargeError
@@ -77,7 +78,7 @@ class DelimiterDeframer(Deframer):
         # bytes come before anything in the buffer.
         self._complete: bytes | None = None
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray) -> None:
         """Append received bytes (bytes of an oversized frame are dropped on arrival)."""
         # The common case: a read ends at the end of a record and nothing is held. Only
         # immutable bytes are kept (a caller may reuse a bytearray for its next read).
@@ -189,6 +190,7 @@ class DelimiterDeframer(Deframer):
         return held if complete is None else held + len(complete)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class NewlineFraming(Framing):
     """Newline-delimited framing (name ``"newline"``, aliases ``"ndjson"`` and ``"lines"``).
 

@@ -27,13 +27,16 @@ from __future__ import annotations
 
 import array
 import enum
+import importlib
 import itertools
 import json
 import math
 import re
 import uuid
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, ClassVar
+
+from rpcbd._compiled import mypyc_attr
 
 __all__ = [
     "DEFAULT_MAX_NESTING_DEPTH",
@@ -55,10 +58,11 @@ class JsonDecodeError(ValueError):
     """The bytes are not one valid JSON text."""
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Serializer(ABC):
     """Turns JSON values into bytes and back."""
 
-    name: str = ""
+    name: ClassVar[str] = ""
 
     @abstractmethod
     def dumps(self, value: Any) -> bytes:
@@ -150,6 +154,7 @@ def _finite(value: Any) -> Any:
     return value
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class StdlibSerializer(Serializer):
     """The standard library's ``json``, made strict."""
 
@@ -188,6 +193,7 @@ class StdlibSerializer(Serializer):
         return value
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class OrjsonSerializer(Serializer):
     """``orjson`` where it can, the strict standard library where orjson refuses.
 
@@ -200,8 +206,10 @@ class OrjsonSerializer(Serializer):
     name = "orjson"
 
     def __init__(self) -> None:
-        import orjson
-
+        # import_module(), not an import statement: compiled (mypyc), the statement keeps
+        # the module it found first, and an orjson hidden later through sys.modules (as
+        # tests do) would still be used.
+        orjson = importlib.import_module("orjson")
         self._orjson_dumps = orjson.dumps
         # Datetimes and dataclasses are not JSON: let them fail as in the standard library
         # instead of being turned into strings and objects.

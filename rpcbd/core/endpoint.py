@@ -102,11 +102,13 @@ class _MessageQueue(Deframer):
         self._queue: deque[bytes | FramingError] = deque()
         self._size = 0
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray) -> None:
         if len(data) > self.max_message_size:
             self._queue.append(MessageTooLargeError(self.max_message_size, recoverable=True))
             return
-        self._queue.append(data)
+        # bytes() returns an exact bytes object itself; a bytearray is copied, since its
+        # owner may reuse it.
+        self._queue.append(bytes(data))
         self._size += len(data)
 
     def next_frame(self) -> bytes | FramingError | None:
@@ -315,9 +317,10 @@ class Endpoint:
         self._out.append(data)
         self._out_size += len(data)
 
-    def send_request(
-        self, method: str, params: Params = None, *, id: RequestId = None
-    ) -> RequestId:
+    # The arguments a user passes in are annotated Any and checked in the body: compiled
+    # (mypyc), an annotated argument is type-checked on entry, and a bad params or id
+    # would raise TypeError instead of the documented LocalProtocolError.
+    def send_request(self, method: str, params: Any = None, *, id: Any = None) -> RequestId:
         """Queue a request and record it as in flight.
 
         Args:
@@ -343,22 +346,24 @@ class Endpoint:
             raise LocalProtocolError(
                 f"{len(self._outgoing)} calls in flight already (max_calls_in_flight)"
             )
+        call_id: RequestId
         if id is None:
-            id = self._outgoing.allocate(method)
+            call_id = self._outgoing.allocate(method)
         elif not _is_valid_id(id):
             # Also refuses True/False: JSON has them, but they are not ids.
             raise LocalProtocolError(f"a request id must be a string or a number, not {id!r}")
         else:
-            self._outgoing.add(id, method)
+            call_id = id
+            self._outgoing.add(call_id, method)
         try:
-            payload = self._encode_outgoing(self._dialect.request(method, params, id))
+            payload = self._encode_outgoing(self._dialect.request(method, params, call_id))
         except LocalProtocolError:
-            self._outgoing.finish(id)
+            self._outgoing.finish(call_id)
             raise
         self._queue_payload(payload)
-        return id
+        return call_id
 
-    def send_notification(self, method: str, params: Params = None) -> None:
+    def send_notification(self, method: str, params: Any = None) -> None:
         """Queue a notification (no reply will come).
 
         Raises:
@@ -384,12 +389,14 @@ class Endpoint:
             LocalProtocolError: the dialect has no batches (1.0), the batch is empty, or as
                 for :meth:`send_request`.
         """
+        # Not BatchEntry: each member's params are checked below (see send_request).
+        members: Sequence[Any] = entries
         self._check_send()
         if not self._dialect.supports_batches:
             raise LocalProtocolError(f"JSON-RPC {self._dialect.version} has no batches")
-        if not entries:
+        if not members:
             raise LocalProtocolError("a batch needs at least one member (the spec forbids [])")
-        expecting = sum(1 for entry in entries if entry[2])
+        expecting = sum(1 for entry in members if entry[2])
         if len(self._outgoing) + expecting > self._max_calls_in_flight:
             raise LocalProtocolError(
                 f"{expecting} more calls would exceed max_calls_in_flight "
@@ -398,7 +405,7 @@ class Endpoint:
         ids: list[RequestId] = []
         parts: list[bytes] = []
         try:
-            for method, params, expects_reply in entries:
+            for method, params, expects_reply in members:
                 params = self._check_params(params)
                 if expects_reply:
                     id: RequestId = self._outgoing.allocate(method)
@@ -506,7 +513,7 @@ class Endpoint:
 
     # -- receiving ---------------------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | bytearray) -> None:
         """Feed bytes read from a stream transport. Then call :meth:`events_received`.
 
         Raises:
@@ -522,7 +529,7 @@ class Endpoint:
             return
         self._deframer.feed(data)
 
-    def receive_message(self, message: bytes | str) -> None:
+    def receive_message(self, message: bytes | bytearray | str) -> None:
         """Feed one whole message from a message transport (a WebSocket frame).
 
         Raises:
