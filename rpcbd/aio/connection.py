@@ -8,7 +8,10 @@ bytes, collect events, dispatch, write ``data_to_send()``, check ``close_expecte
   events, then writes what the dispatch queued (the replies of inline handlers found in
   one read go out in one write). When the endpoint stops wanting data (too many
   unanswered requests and no call of ours in flight) it waits for ``_resume`` instead of
-  reading: the peer feels TCP flow control.
+  reading: the peer feels TCP flow control. A transport that **pushes data** (sockets)
+  calls :meth:`AsyncConnection._on_data` from its protocol's ``data_received`` with each
+  chunk, which takes the same steps at once (no reader task wake-up per message); the
+  reader task then only waits, for the back-pressure pause, the end, or a failure.
 - **Writing.** asyncio's ``transport.write()`` never blocks (it sends what the kernel
   takes and buffers the rest), so output queued by a task or a callback is written at
   once by :meth:`AsyncConnection._flush` (a burst from many tasks woken together goes
@@ -89,6 +92,10 @@ __all__ = [
 ]
 
 log = logging.getLogger("rpcbd")
+
+#: Bytes of a burst of requests (many tasks calling in one turn of the loop) written
+#: without waiting for the end of the turn; see :meth:`AsyncConnection._flush`.
+BURST_WRITE = 2048
 
 
 class AsyncRemoteCallback(str):
@@ -219,6 +226,10 @@ class AsyncConnection(ConnectionBase):
         self._resume: asyncio.Future[None] | None = None
         self._closed_future: asyncio.Future[None] = self._loop.create_future()
         self._reader_task: asyncio.Task[None] | None = None
+        # A transport that pushes data: the reader task waits on _pushed while chunks
+        # are handled as they arrive; _pushed_end once the transport told the end.
+        self._pushed: asyncio.Future[None] | None = None
+        self._pushed_end = False
         # Writing (see the module docstring). One place decides who writes next:
         # _writer_task while it exists, else _flush / _write_now.
         self._writes_nowait = transport.writes_nowait
@@ -339,48 +350,130 @@ class AsyncConnection(ConnectionBase):
             await self._finish()
 
     async def _read_loop(self) -> None:
+        if self._transport.pushes_data:
+            await self._read_pushed()
+            return
         endpoint = self._endpoint
         transport = self._transport
         while endpoint.state is State.OPEN:
             if not endpoint.wants_data():
-                # Back pressure: too many unanswered requests and no call of ours in
-                # flight. A reply sent (or a call of ours) resolves _resume.
-                self._resume = self._loop.create_future()
-                self._watch_partial_message()
-                try:
-                    await self._resume
-                finally:
-                    self._resume = None
-                events = endpoint.events_received()
+                await self._pause_for_room()
+                continue
+            try:
+                data = await transport.read()
+            except (OSError, TransportError) as exc:
+                log.debug("read from %s failed: %s", self.description, exc)
+                data = None
+            self._wrote_since_read = False
+            if endpoint.state is not State.OPEN:
+                break
+            if data is None:
+                endpoint.receive_eof()
+            elif self._message_based:
+                endpoint.receive_message(data)
             else:
-                try:
-                    data = await transport.read()
-                except (OSError, TransportError) as exc:
-                    log.debug("read from %s failed: %s", self.description, exc)
-                    data = None
+                assert isinstance(data, bytes)
+                endpoint.receive_data(data)
+            self._received(endpoint.events_received())
+
+    async def _pause_for_room(self) -> None:
+        """Back pressure: too many unanswered requests and no call of ours in flight. A
+        reply sent (or a call of ours) resolves _resume; then the events the endpoint
+        held back are dispatched."""
+        self._resume = self._loop.create_future()
+        self._watch_partial_message()
+        try:
+            await self._resume
+        finally:
+            self._resume = None
+        self._received(self._endpoint.events_received())
+
+    def _received(self, events: list[Event]) -> None:
+        """The steps after each read (or each chunk pushed): dispatch, then one write."""
+        endpoint = self._endpoint
+        if self._partial_timeout is not None and (
+            self._partial_timer is not None or endpoint.partial_message_pending
+        ):
+            self._watch_partial_message()  # (else it has nothing to start or stop)
+        while events:
+            # The endpoint stops parsing at max_pending_requests (wants_data() false). If
+            # the dispatch answered enough of them (inline handlers), what it held back
+            # is taken now: no read may come to ask again.
+            held = not endpoint.wants_data()
+            # Replies of inline handlers (and anything else queued meanwhile) are
+            # written once, below, in the order the endpoint queued them.
+            self._holding_output = True
+            try:
+                self._dispatch(events)
+            finally:
+                self._holding_output = False
+            events = endpoint.events_received() if held and endpoint.wants_data() else []
+        if endpoint.bytes_to_send or endpoint.state is not State.OPEN:
+            self._write_now()
+
+    async def _read_pushed(self) -> None:
+        """The reader task of a transport that pushes data: chunks are handled in
+        :meth:`_on_data` as they arrive; the task only waits, and wakes for what cannot
+        happen inside a protocol callback (the back-pressure pause, the end, a failure)."""
+        endpoint = self._endpoint
+        transport = self._transport
+        transport.start_receiving(self._on_data, self._on_end)
+        while endpoint.state is State.OPEN:
+            if not endpoint.wants_data():
+                await self._pause_for_room()
+                continue
+            if self._pushed_end:
                 self._wrote_since_read = False
-                if endpoint.state is not State.OPEN:
-                    break
-                if data is None:
-                    endpoint.receive_eof()
-                elif self._message_based:
-                    endpoint.receive_message(data)
-                else:
-                    assert isinstance(data, bytes)
-                    endpoint.receive_data(data)
-                events = endpoint.events_received()
-            if self._partial_timeout is not None:
-                self._watch_partial_message()
-            if events:
-                # Replies of inline handlers (and anything else queued meanwhile) are
-                # written once, below, in the order the endpoint queued them.
-                self._holding_output = True
-                try:
-                    self._dispatch(events)
-                finally:
-                    self._holding_output = False
-            if endpoint.bytes_to_send or endpoint.state is not State.OPEN:
-                self._write_now()
+                endpoint.receive_eof()
+                self._received(endpoint.events_received())
+                break
+            # Created before resume_reading(), which may deliver held chunks at once.
+            self._pushed = self._loop.create_future()
+            try:
+                transport.resume_reading()
+                await self._pushed
+            finally:
+                self._pushed = None
+            if endpoint.state is State.OPEN and not self._pushed_end:
+                # Woken for back pressure: handlers that ran before this task may have
+                # answered enough already, and what the endpoint held back must be taken
+                # (nothing else asks for it).
+                self._received(endpoint.events_received())
+
+    def _on_data(self, chunk: bytes) -> None:
+        """A pushed chunk: the steps of one read of :meth:`_read_loop`, in the protocol's
+        ``data_received``."""
+        endpoint = self._endpoint
+        self._wrote_since_read = False
+        if endpoint.state is State.OPEN:
+            try:
+                endpoint.receive_data(chunk)
+                self._received(endpoint.events_received())
+            except Exception as exc:
+                self._wake_pushed(exc)  # the reader task raises it (logged, then closed)
+                return
+            if endpoint.wants_data():
+                return
+        self._wake_pushed(None)  # closing, or the back-pressure pause: the task decides
+
+    def _on_end(self) -> None:
+        """The stream ended, the connection was lost, or the transport was aborted."""
+        self._pushed_end = True
+        self._wake_pushed(None)
+
+    def _wake_pushed(self, error: Exception | None) -> None:
+        """Hand over to the reader task; nothing more is pushed until it resumes."""
+        pushed = self._pushed
+        self._transport.pause_reading()
+        if pushed is None or pushed.done():
+            if error is not None:  # pragma: no cover - chunks come only while it waits
+                log.error("reader of %s failed", self.description, exc_info=error)
+                self._stop_transport()
+            return
+        if error is None:
+            pushed.set_result(None)
+        else:
+            pushed.set_exception(error)
 
     def _wake_reader(self) -> None:
         """A reply was sent, a call of ours started, or the connection closes: a reader
@@ -446,17 +539,25 @@ class AsyncConnection(ConnectionBase):
 
     # -- writing -----------------------------------------------------------------------
 
-    def _flush(self) -> None:
+    def _flush(self, *, request: bool = False) -> None:
         """Output was queued by a task or a callback: write it.
 
         The first output since the reader last read is written at once (a caller's
         request, say). More output before the next read suggests a burst, many tasks
         woken together each sending one message: a handle queued behind them writes
         them all in one write at the end of the turn (128 tasks make two writes, not
-        128). While the reader is dispatching, it writes once after; while the writer
-        task exists, it writes.
+        128). A burst of *requests* is also written whenever ``BURST_WRITE`` bytes are
+        queued (``request=True``): the peer starts answering the first ones while the
+        rest are being made, so the two processes work at once instead of in turn
+        (with 128 calls in flight over TCP, about 1.4x the calls/s on two cores).
+        While the reader is dispatching, it writes once after; while the writer task
+        exists, it writes.
         """
-        if self._end_of_turn is not None or self._holding_output or self._writer_task is not None:
+        if self._holding_output or self._writer_task is not None:
+            return
+        if self._end_of_turn is not None:
+            if request and self._endpoint.bytes_to_send >= BURST_WRITE:
+                self._write_now()  # the end of the turn writes the rest
             return
         if self._wrote_since_read:
             self._end_of_turn = self._loop.call_soon(self._turn_ended)
@@ -629,10 +730,11 @@ class AsyncConnection(ConnectionBase):
             self._drop_callbacks(waiter)
             raise
         self._waiters[id] = waiter
-        self._wake_reader()  # a call of ours in flight: a paused reader must read again
+        if self._resume is not None:
+            self._wake_reader()  # a call of ours in flight: a paused reader must read again
         if waiter.timeout is not None:
             self._arm_timer(id, waiter)
-        self._flush()
+        self._flush(request=True)
         return id
 
     def _arm_timer(self, id: RequestId, waiter: _Waiter) -> None:
@@ -692,10 +794,7 @@ class AsyncConnection(ConnectionBase):
         waiter.timeout = self._resolve_timeout(timeout)
         if self._endpoint.calls_in_flight >= self._max_calls or self._room_waiters:
             await self._wait_for_call_room(1)
-        if type(params) in (list, dict) and any(
-            _is_callback(v)
-            for v in (params.values() if type(params) is dict else params)  # type: ignore[union-attr]
-        ):
+        if _holds_callback(params):
             waiter.queue = asyncio.Queue()
         id = self._send_request(method, params, waiter, callbacks=waiter.queue is not None)
         try:
@@ -869,38 +968,33 @@ class AsyncConnection(ConnectionBase):
 
     def _dispatch(self, events: list[Event]) -> None:
         for event in events:
-            kind = type(event)
-            if kind is ResponseReceived:
-                assert isinstance(event, ResponseReceived)
+            # `type(event) is X` (events are never subclassed) narrows the type for mypy
+            # with no isinstance() or assert per event.
+            if type(event) is ResponseReceived:
                 waiter = self._waiters.pop(event.id, None)
                 if waiter is not None:
                     waiter.deliver(True, event.result)
-            elif kind is RequestReceived or kind is NotificationReceived:
-                assert isinstance(event, (RequestReceived, NotificationReceived))
+            elif type(event) is RequestReceived or type(event) is NotificationReceived:
                 self._dispatch_call(event)
-            elif kind is ErrorReceived:
-                assert isinstance(event, ErrorReceived)
+            elif type(event) is ErrorReceived:
                 waiter = self._waiters.pop(event.id, None)
                 if waiter is not None:
                     waiter.deliver(False, event.error)
-            elif kind is CancelRequested:
-                assert isinstance(event, CancelRequested)
+            elif type(event) is CancelRequested:
                 entry = self._serving.get(event.request.key)
                 if entry is not None:
                     context, task = entry
                     context.cancel()
                     if task is not None:
                         task.cancel()  # the done callback replies -32800
-            elif kind is InvalidMessageReceived:
-                assert isinstance(event, InvalidMessageReceived)
+            elif type(event) is InvalidMessageReceived:
                 log.warning(
                     "%s sent an invalid message: %s%s",
                     self.description,
                     event.error,
                     " (closing)" if event.fatal else "",
                 )
-            elif kind is ConnectionClosed:
-                assert isinstance(event, ConnectionClosed)
+            elif type(event) is ConnectionClosed:
                 self._fail_all(event.error)
         if self._room_waiters:
             self._wake_room_waiters()  # replies (or the close) may have made room
@@ -1146,6 +1240,18 @@ class AsyncConnection(ConnectionBase):
             )
         finally:
             self._peer._release_worker()
+
+
+def _holds_callback(params: Params) -> bool:
+    """Whether ``params`` holds a callable to export as an implicit callback."""
+    if type(params) is dict:
+        values: Any = params.values()
+    elif type(params) is list:
+        values = params
+    else:
+        return False
+    # `any(map(callable, ...))` runs in C: most calls have no callable argument at all.
+    return any(map(callable, values)) and any(map(_is_callback, values))
 
 
 def _run_job(call: Callable[[], Any], context: CallContext) -> Any:

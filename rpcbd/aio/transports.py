@@ -2,9 +2,13 @@
 
 An :class:`AsyncTransport` is a byte pipe (or message pipe) with ``read`` / ``write`` /
 ``abort`` / ``aclose``. The runtime runs one reader task per connection that awaits
-:meth:`AsyncTransport.read`. Output goes straight to :meth:`AsyncTransport.write_nowait`
-when the transport has one (asyncio's own ``transport.write()`` never blocks: it sends what
-the kernel takes and buffers the rest); a writer task, started only when needed, awaits
+:meth:`AsyncTransport.read`, or, for a transport that pushes data (sockets: TCP, TLS,
+Unix), that waits while the transport's ``asyncio.Protocol`` hands each chunk to the
+runtime from ``data_received`` (:meth:`AsyncTransport.start_receiving`; one event-loop
+iteration per message instead of two: the read and the reader task's wake-up). Output
+goes straight to :meth:`AsyncTransport.write_nowait` when the transport has one (asyncio's
+own ``transport.write()`` never blocks: it sends what the kernel takes and buffers the
+rest); a writer task, started only when needed, awaits
 :meth:`AsyncTransport.drain` or :meth:`AsyncTransport.write` (which return once the
 transport has room again: the write side of back pressure). :meth:`AsyncTransport.abort`
 is synchronous so that it can be called from anywhere on the loop; it makes a pending
@@ -48,6 +52,7 @@ __all__ = [
     "BlockingTransportAdapter",
     "ExecTransport",
     "MemoryTransport",
+    "SocketTransport",
     "StdioTransport",
     "StreamListener",
     "StreamTransport",
@@ -90,12 +95,15 @@ class AsyncTransport(ABC):
         default_framing: the framing used when the user names none (stream transports).
         description: a short human-readable name of the peer.
         writes_nowait: True when :meth:`write_nowait` is available.
+        pushes_data: True when the transport can call the runtime with each chunk as it
+            arrives (:meth:`start_receiving`) instead of being awaited with :meth:`read`.
     """
 
     message_based: bool = False
     default_framing: str | None = "newline"
     description: str = ""
     writes_nowait: bool = False
+    pushes_data: bool = False
 
     @abstractmethod
     async def read(self) -> bytes | str | None:
@@ -134,6 +142,28 @@ class AsyncTransport(ABC):
         # Without write_nowait there is nothing to wait for: write() itself waits.
         return
 
+    def start_receiving(self, on_data: Callable[[bytes], None], on_end: Callable[[], None]) -> None:
+        """Push mode (only when :attr:`pushes_data` is true): from the next
+        :meth:`resume_reading` on, call ``on_data(chunk)`` on the loop for each chunk, in
+        order, then ``on_end()`` once: at the end of the stream, when the connection was
+        lost, or at once when :meth:`abort` is called (what was not delivered is dropped).
+        Use either this or :meth:`read`, not both.
+
+        Raises:
+            NotImplementedError: the transport has no push mode.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot push data")
+
+    def pause_reading(self) -> None:
+        """Push mode: stop calling ``on_data`` (and stop reading, so the peer feels flow
+        control) until :meth:`resume_reading`."""
+        raise NotImplementedError(f"{type(self).__name__} cannot push data")
+
+    def resume_reading(self) -> None:
+        """Push mode: deliver what arrived meanwhile, then each chunk as it arrives.
+        ``on_data`` may be called before this returns."""
+        raise NotImplementedError(f"{type(self).__name__} cannot push data")
+
     @abstractmethod
     def abort(self) -> None:
         """Stop the connection now: a pending :meth:`read` returns None (or raises) and
@@ -170,11 +200,11 @@ def _format_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-# -- asyncio streams: tcp, tls, unix, stdio, exec ----------------------------------------
+# -- asyncio streams: stdio, exec ---------------------------------------------------
 
 
 class StreamTransport(AsyncTransport):
-    """An asyncio ``StreamReader`` / ``StreamWriter`` pair (TCP, TLS, Unix, pipes)."""
+    """An asyncio ``StreamReader`` / ``StreamWriter`` pair (pipes: stdio, exec)."""
 
     writes_nowait = True
 
@@ -256,13 +286,262 @@ class StreamTransport(AsyncTransport):
             timer.cancel()
 
 
+# -- sockets: tcp, tls, unix ---------------------------------------------------------------
+
+
+class _SocketProtocol(asyncio.Protocol):
+    """The asyncio protocol under a :class:`SocketTransport`.
+
+    Incoming data is handed to the connection's callback from ``data_received`` itself:
+    no ``StreamReader`` buffer, no reader task woken per chunk (one event-loop iteration
+    per message instead of two). What arrives while nobody takes it (before
+    :meth:`SocketTransport.start_receiving`, while reading is paused, or for
+    :meth:`SocketTransport.read`) is buffered; beyond ``READ_SIZE`` bytes the socket stops
+    being read, so the peer feels TCP flow control.
+    """
+
+    def __init__(self, on_made: Callable[[_SocketProtocol], None] | None = None) -> None:
+        self._on_made = on_made
+        self.transport: asyncio.Transport | None = None
+        self._over_ssl = False
+        # Input: chunks nobody took yet, and how the end of the stream is to be told.
+        self._buffer: deque[bytes] = deque()
+        self._buffered = 0
+        self._on_data: Callable[[bytes], None] | None = None
+        self._on_end: Callable[[], None] | None = None
+        self._delivering = False  # push mode and not paused: data_received calls _on_data
+        self._eof = False  # the peer's stream ended (or the connection was lost)
+        self._end_told = False
+        self._read_waiter: asyncio.Future[None] | None = None
+        self.aborted = False
+        # Output: pause_writing / resume_writing, as StreamWriter.drain() sees them.
+        self.write_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self.lost = False
+        self.error: Exception | None = None
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    # -- asyncio.Protocol --------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self._over_ssl = transport.get_extra_info("sslcontext") is not None
+        if self._on_made is not None:
+            self._on_made(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self._delivering and not self._buffer:
+            self._on_data(data)  # type: ignore[misc]  # set whenever _delivering is
+            return
+        if self.aborted:
+            return
+        self._buffer.append(data)
+        self._buffered += len(data)
+        if self._buffered > READ_SIZE and self.transport is not None:
+            self.transport.pause_reading()
+        self._wake_read_waiter()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._wake_read_waiter()
+        self._tell_end()
+        # As StreamReaderProtocol: keep a plain socket open for our last writes (the
+        # runtime closes it); over TLS asyncio closes it anyway.
+        return not self._over_ssl
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self.error = exc
+        self._eof = True
+        self._wake_read_waiter()
+        self._tell_end()
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(ConnectionResetError("Connection lost") if exc is None else exc)
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- for SocketTransport -----------------------------------------------------------
+
+    def _wake_read_waiter(self) -> None:
+        waiter = self._read_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _tell_end(self) -> None:
+        """Tell the end of the stream once, after every chunk (at once when aborted:
+        what is buffered then is dropped)."""
+        if self._on_end is None or self._end_told:
+            return
+        if self.aborted or (self._eof and self._delivering and not self._buffer):
+            self._end_told = True
+            self._on_end()
+
+    def start(self, on_data: Callable[[bytes], None], on_end: Callable[[], None]) -> None:
+        self._on_data = on_data
+        self._on_end = on_end
+        self._tell_end()  # already aborted
+
+    def pause(self) -> None:
+        self._delivering = False
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume(self) -> None:
+        if self.aborted:
+            return
+        self._delivering = True
+        buffer = self._buffer
+        while buffer and self._delivering and not self.aborted:
+            data = buffer.popleft()
+            self._buffered -= len(data)
+            self._on_data(data)  # type: ignore[misc]  # start() came first
+        if self._delivering and not self.aborted:
+            if self._eof:
+                self._tell_end()
+            elif self.transport is not None:
+                self.transport.resume_reading()
+
+    async def read(self) -> bytes | None:
+        while not self._buffer:
+            if self.aborted:
+                return None
+            if self._eof:
+                if self.error is not None:
+                    raise self.error
+                return None
+            self._read_waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._read_waiter
+            finally:
+                self._read_waiter = None
+        if self.aborted:
+            return None
+        data = b"".join(self._buffer)
+        self._buffer.clear()
+        self._buffered = 0
+        if not self._eof and self.transport is not None:
+            self.transport.resume_reading()
+        return data
+
+    def abort(self) -> None:
+        self.aborted = True
+        self._delivering = False
+        self._buffer.clear()
+        self._buffered = 0
+        self._wake_read_waiter()
+        self._tell_end()
+
+    async def drain(self) -> None:
+        if self.aborted:
+            raise ConnectionClosedError("connection closed")
+        if self.lost:
+            raise ConnectionResetError("Connection lost") if self.error is None else self.error
+        if not self.write_paused:
+            return
+        self._drain_waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._drain_waiter
+        finally:
+            self._drain_waiter = None
+        if self.aborted:
+            raise ConnectionClosedError("connection closed")
+
+
+class SocketTransport(AsyncTransport):
+    """A TCP, TLS or Unix socket, read by an ``asyncio.Protocol``.
+
+    It pushes data (:attr:`pushes_data`): the connection's callback runs from the
+    protocol's ``data_received``, in the same turn of the event loop as the read.
+    :meth:`read` works too (a transport used on its own).
+    """
+
+    writes_nowait = True
+    pushes_data = True
+
+    def __init__(self, protocol: _SocketProtocol, description: str) -> None:
+        assert protocol.transport is not None
+        self._protocol = protocol
+        self._transport: asyncio.Transport = protocol.transport
+        self.description = description
+        self._closed = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """The asyncio transport's extra information (``peername``, ``ssl_object``...)."""
+        return self._transport.get_extra_info(name, default)
+
+    async def read(self) -> bytes | None:
+        return await self._protocol.read()
+
+    def start_receiving(self, on_data: Callable[[bytes], None], on_end: Callable[[], None]) -> None:
+        self._protocol.start(on_data, on_end)
+
+    def pause_reading(self) -> None:
+        self._protocol.pause()
+
+    def resume_reading(self) -> None:
+        self._protocol.resume()
+
+    async def write(self, chunks: list[bytes]) -> None:
+        self.write_nowait(chunks)
+        await self._protocol.drain()
+
+    def write_nowait(self, chunks: list[bytes]) -> bool:
+        if self._protocol.aborted:
+            raise ConnectionClosedError("connection closed")
+        if len(chunks) == 1:
+            self._transport.write(chunks[0])
+        else:
+            self._transport.writelines(chunks)
+        # The transport sent what the kernel took and buffers the rest; beyond its
+        # high-water mark it pauses the protocol (pause_writing), and drain() waits.
+        return self._protocol.write_paused
+
+    async def drain(self) -> None:
+        await self._protocol.drain()
+
+    def abort(self) -> None:
+        if self._protocol.aborted:
+            return
+        self._protocol.abort()
+        # close(), not transport.abort(): what was already written (the last reply
+        # before a close, say) is still flushed; aclose() bounds how long that takes.
+        self._transport.close()
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.abort()
+        # The close flushes what is buffered; a peer that does not read gets
+        # CLOSE_TIMEOUT seconds, then the rest is dropped. A timer, not wait_for(): no
+        # task per close.
+        transport = self._transport
+        timer = asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, transport.abort)
+        try:
+            await self._protocol.closed
+        finally:
+            timer.cancel()
+
+
 class StreamListener(AsyncListenerBackend):
-    """An ``asyncio.Server`` (from ``start_server`` or ``start_unix_server``)."""
+    """An ``asyncio.Server`` (from ``create_server`` or ``create_unix_server``) whose
+    accepted connections are :class:`SocketTransport` objects."""
 
     def __init__(
         self,
         start: Callable[..., Awaitable[asyncio.Server]],
-        describe: Callable[[asyncio.StreamWriter], str],
+        describe: Callable[[asyncio.BaseTransport], str],
         url: str,
         cleanup: Callable[[], None] | None = None,
     ) -> None:
@@ -276,13 +555,16 @@ class StreamListener(AsyncListenerBackend):
 
     async def bind(self) -> None:
         """Bind and listen (not accepting yet), so ``address`` and ``port`` are known."""
-        self._server = await self._start(self._accepted, start_serving=False)
+        self._server = await self._start(
+            lambda: _SocketProtocol(self._accepted), start_serving=False
+        )
         sockets = self._server.sockets
         if sockets:
             self.address = sockets[0].getsockname()
 
-    def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        transport = StreamTransport(reader, writer, self._describe(writer))
+    def _accepted(self, protocol: _SocketProtocol) -> None:
+        assert protocol.transport is not None
+        transport = SocketTransport(protocol, self._describe(protocol.transport))
         if self._on_transport is None or self._closed:
             transport.abort()
             return
@@ -306,9 +588,9 @@ class StreamListener(AsyncListenerBackend):
             self._cleanup()
 
 
-def _peer_description(scheme: str) -> Callable[[asyncio.StreamWriter], str]:
-    def describe(writer: asyncio.StreamWriter) -> str:
-        address = writer.get_extra_info("peername")
+def _peer_description(scheme: str) -> Callable[[asyncio.BaseTransport], str]:
+    def describe(transport: asyncio.BaseTransport) -> str:
+        address = transport.get_extra_info("peername")
         if isinstance(address, tuple) and len(address) >= 2:
             return f"{scheme}://{_format_host(str(address[0]))}:{address[1]}"
         return f"{scheme}:{address or ''}"
@@ -316,33 +598,28 @@ def _peer_description(scheme: str) -> Callable[[asyncio.StreamWriter], str]:
     return describe
 
 
-def _tune(writer: asyncio.StreamWriter) -> None:
-    # Requests and replies are small and latency-bound: asyncio already sets TCP_NODELAY
-    # on its TCP transports (since 3.7); nothing else to tune here.
-    del writer
-
-
 async def _open_tcp(
     url: str, options: dict[str, Any], ssl_context: ssl.SSLContext | None, scheme: str
-) -> StreamTransport:
+) -> SocketTransport:
     host, port = split_host_port(url)
-    kwargs: dict[str, Any] = {"limit": READ_SIZE}
+    kwargs: dict[str, Any] = {}
     if ssl_context is not None:
         kwargs["ssl"] = ssl_context
         kwargs["server_hostname"] = options.get("server_hostname") or host
-    connect = asyncio.open_connection(host, port, **kwargs)
+    # asyncio sets TCP_NODELAY on its TCP transports (since 3.7): requests and replies
+    # are small and latency-bound.
+    connect = asyncio.get_running_loop().create_connection(_SocketProtocol, host, port, **kwargs)
     timeout = options.get("connect_timeout")
-    reader, writer = await asyncio.wait_for(connect, timeout)
-    _tune(writer)
-    return StreamTransport(reader, writer, f"{scheme}://{_format_host(host)}:{port}")
+    _, protocol = await (connect if timeout is None else asyncio.wait_for(connect, timeout))
+    return SocketTransport(protocol, f"{scheme}://{_format_host(host)}:{port}")
 
 
 async def _listen_tcp(url: str, ssl_context: ssl.SSLContext | None, scheme: str) -> StreamListener:
     host, port = split_host_port(url)
 
-    def start(callback: Any, **kwargs: Any) -> Awaitable[asyncio.Server]:
-        return asyncio.start_server(
-            callback, host, port, ssl=ssl_context, limit=READ_SIZE, backlog=1024, **kwargs
+    def start(factory: Any, **kwargs: Any) -> Awaitable[asyncio.Server]:
+        return asyncio.get_running_loop().create_server(
+            factory, host, port, ssl=ssl_context, backlog=1024, **kwargs
         )
 
     listener = StreamListener(start, _peer_description(scheme), "")
@@ -354,7 +631,7 @@ async def _listen_tcp(url: str, ssl_context: ssl.SSLContext | None, scheme: str)
     return listener
 
 
-async def connect_tcp(url: str, options: dict[str, Any]) -> StreamTransport:
+async def connect_tcp(url: str, options: dict[str, Any]) -> SocketTransport:
     """Connect to ``tcp://HOST:PORT`` (``connect_timeout`` option bounds the connect)."""
     return await _open_tcp(url, options, None, "tcp")
 
@@ -364,7 +641,7 @@ async def listen_tcp(url: str, options: dict[str, Any]) -> StreamListener:
     return await _listen_tcp(url, None, "tcp")
 
 
-async def connect_tls(url: str, options: dict[str, Any]) -> StreamTransport:
+async def connect_tls(url: str, options: dict[str, Any]) -> SocketTransport:
     """Connect to ``tls://HOST:PORT`` with ``ssl_context`` (default: the system's CAs)."""
     context = options.get("ssl_context") or ssl.create_default_context()
     return await _open_tcp(url, options, context, "tls")
@@ -390,26 +667,27 @@ def _unix_path(url: str) -> str:
     return path
 
 
-async def connect_unix(url: str, options: dict[str, Any]) -> StreamTransport:
+async def connect_unix(url: str, options: dict[str, Any]) -> SocketTransport:
     """Connect to the Unix domain socket ``unix:///path``."""
     path = _unix_path(url)
-    connect = asyncio.open_unix_connection(path, limit=READ_SIZE)
-    reader, writer = await asyncio.wait_for(connect, options.get("connect_timeout"))
-    return StreamTransport(reader, writer, f"unix://{path}")
+    connect = asyncio.get_running_loop().create_unix_connection(_SocketProtocol, path)
+    timeout = options.get("connect_timeout")
+    _, protocol = await (connect if timeout is None else asyncio.wait_for(connect, timeout))
+    return SocketTransport(protocol, f"unix://{path}")
 
 
 async def listen_unix(url: str, options: dict[str, Any]) -> StreamListener:
     """Listen on the Unix domain socket ``unix:///path`` (removed again on close)."""
     path = _unix_path(url)
 
-    def start(callback: Any, **kwargs: Any) -> Awaitable[asyncio.Server]:
-        return asyncio.start_unix_server(callback, path, limit=READ_SIZE, **kwargs)
+    def start(factory: Any, **kwargs: Any) -> Awaitable[asyncio.Server]:
+        return asyncio.get_running_loop().create_unix_server(factory, path, **kwargs)
 
     def cleanup() -> None:
         with contextlib.suppress(OSError):
             os.unlink(path)
 
-    listener = StreamListener(start, lambda _writer: f"unix://{path}", f"unix://{path}", cleanup)
+    listener = StreamListener(start, lambda _: f"unix://{path}", f"unix://{path}", cleanup)
     await listener.bind()
     listener.address = path
     return listener
