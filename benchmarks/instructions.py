@@ -28,6 +28,8 @@ import subprocess
 import sys
 import textwrap
 
+from rpcbd._compiled import compiled_modules
+
 __all__ = ["main"]
 
 # A server prints its URL, serves until its stdin closes, then exits: the same servers as
@@ -100,10 +102,19 @@ def _instructions(stderr: str) -> int:
     return int(match.group(1))
 
 
+def _build() -> str:
+    """Which rpcbd the measured processes import: pure Python or the compiled build."""
+    compiled = len(compiled_modules())
+    return f"rpcbd compiled with mypyc ({compiled} modules)" if compiled else "rpcbd pure Python"
+
+
 def _measure(side: str, server: str, client: str, workload: str, calls: int, lib: str) -> int:
     """Instructions executed by the ``side`` process ("client" or "server") for ``calls``
     calls, start-up included."""
-    env = {**os.environ, "RPCBD_JSON": lib, "PYTHONPATH": os.getcwd()}
+    # The checkout (for `benchmarks`) after any PYTHONPATH given: a compiled build placed
+    # first (docs/performance.md) stays first.
+    path = [part for part in (os.environ.get("PYTHONPATH"), os.getcwd()) if part]
+    env = {**os.environ, "RPCBD_JSON": lib, "PYTHONPATH": os.pathsep.join(path)}
     server_argv = [sys.executable, "-c", server, lib]
     if side == "server":
         server_argv = _valgrind(server_argv)
@@ -149,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 2
-    print(f"instructions per call, N={args.calls}, JSON library {args.json_lib}")
+    print(f"instructions per call, N={args.calls}, JSON library {args.json_lib}, {_build()}")
     print()
     print("| workload | side | rpcbd-threaded-tcp | floor-threads | ratio |")
     print("|---|---|---|---|---|")

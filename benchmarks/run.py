@@ -507,7 +507,7 @@ def _build_line(machine: dict[str, Any]) -> str:
     compiled = machine.get("rpcbd_compiled", 0)
     if not compiled:
         return "pure Python (the default; see docs/performance.md for the compiled build)"
-    return f"compiled with mypyc ({compiled} of {len(COMPILED_MODULES)} core/codec modules)"
+    return f"compiled with mypyc ({compiled} of {len(COMPILED_MODULES)} modules)"
 
 
 def write_report(

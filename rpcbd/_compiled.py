@@ -1,7 +1,8 @@
 """What the optional compiled build (mypyc) needs from the pure-Python sources.
 
-``rpcbd.core`` and ``rpcbd.codecs`` can be compiled with mypyc (see ``docs/performance.md``);
-the same sources run unchanged when they are not. This module is never compiled itself.
+The sans-IO core, the codecs and the threaded runtime's connection can be compiled with
+mypyc (see ``docs/performance.md``); the same sources run unchanged when they are not. This
+module is never compiled itself.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ except ImportError:  # a pure-Python install need not have mypy_extensions
         return lambda cls: cls
 
 
-#: The modules the compiled build compiles (the sans-IO core and the codecs).
+#: The modules the compiled build compiles: the sans-IO core, the codecs, and the threaded
+#: runtime's per-call path. (The asyncio runtime and ``rpcbd.calls`` stay interpreted:
+#: their classes are subclassed across the two runtimes, which mypyc's classes allow only
+#: in part; ``rpcbd.dispatch`` holds ``Handler``, which users subclass.)
 COMPILED_MODULES = (
     "rpcbd.core.endpoint",
     "rpcbd.core.events",
@@ -43,6 +47,9 @@ COMPILED_MODULES = (
     "rpcbd.codecs.netstring",
     "rpcbd.codecs.newline",
     "rpcbd.codecs.serializer",
+    "rpcbd.context",
+    "rpcbd.proxy",
+    "rpcbd.threaded.connection",
 )
 
 
@@ -65,7 +72,7 @@ def build_description() -> str:
     if not compiled:
         build = "pure Python"
     elif len(compiled) == len(COMPILED_MODULES):
-        build = "compiled core and codecs (mypyc)"
+        build = "compiled with mypyc"
     else:
-        build = f"compiled: {len(compiled)} of {len(COMPILED_MODULES)} core/codec modules"
+        build = f"compiled with mypyc: {len(compiled)} of {len(COMPILED_MODULES)} modules"
     return f"{build}; JSON: {default_serializer().name}"

@@ -134,7 +134,7 @@ class TestHelp:
 
         assert main(["--version"]) == 0
         out = capsys.readouterr().out
-        expected = "compiled core and codecs" if compiled_modules() else "pure Python"
+        expected = "compiled with mypyc" if compiled_modules() else "pure Python"
         assert expected in out
         assert f"JSON: {default_serializer().name}" in out
 

@@ -23,10 +23,13 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_every_core_and_codec_module_is_compiled() -> None:
     # A module added to rpcbd/core or rpcbd/codecs is compiled too, or this test says so.
     expected = sorted(
-        ".".join(path.relative_to(ROOT).with_suffix("").parts)
-        for package in ("core", "codecs")
-        for path in (ROOT / "rpcbd" / package).glob("*.py")
-        if path.name != "__init__.py"
+        [
+            ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            for package in ("core", "codecs")
+            for path in (ROOT / "rpcbd" / package).glob("*.py")
+            if path.name != "__init__.py"
+        ]
+        + ["rpcbd.context", "rpcbd.proxy", "rpcbd.threaded.connection"]
     )
     assert sorted(COMPILED_MODULES) == expected
 
@@ -67,7 +70,7 @@ def test_compiled_modules_tells_extension_modules_from_sources() -> None:
         assert (name in compiled) is (not path.endswith(".py"))
     if os.environ.get("RPCBD_TEST_COMPILED"):
         assert compiled == list(COMPILED_MODULES)
-        assert "compiled core and codecs" in build_description()
+        assert "compiled with mypyc" in build_description()
     elif all(sys.modules[name].__file__.endswith(".py") for name in COMPILED_MODULES):  # type: ignore[union-attr]
         assert compiled == []
         assert build_description().startswith("pure Python")
@@ -116,3 +119,23 @@ def test_users_can_subclass_framings_dialects_and_serializers() -> None:
     assert JSONRPC_V2.cancel_method == "$/cancelRequest"
     assert Named().name == "named"
     assert Named().loads(b"[1]") == [1]
+
+
+def test_a_threaded_connection_stays_a_regular_python_object() -> None:
+    # Compiled, Connection is a non-native class (mypyc_attr(native_class=False)):
+    # weak references and attributes set by users keep working.
+    import weakref
+
+    from rpcbd import pipe_pair
+    from tests.threaded.helpers import Service
+
+    client, server = pipe_pair(None, Service)
+    try:
+        ref = weakref.ref(client)
+        client.note = "mine"  # type: ignore[attr-defined]
+        assert ref() is client
+        assert client.note == "mine"  # type: ignore[attr-defined]
+        assert client.request.add(2, 3) == 5
+    finally:
+        client.close()
+        server.close()

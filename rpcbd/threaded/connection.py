@@ -26,6 +26,7 @@ from concurrent.futures import Future
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from rpcbd._compiled import mypyc_attr
 from rpcbd.calls import (
     CLOSE_FLUSH_TIMEOUT,
     HIGH_WATER,
@@ -62,6 +63,7 @@ from rpcbd.exceptions import (
     TransportError,
 )
 from rpcbd.proxy import MethodProxy, make_params
+from rpcbd.threaded.callbacks import RemoteCallback
 from rpcbd.threaded.pool import WorkerPool, blocking_section
 from rpcbd.typing import Params, RequestId
 
@@ -72,30 +74,6 @@ if TYPE_CHECKING:
 __all__ = ["AsyncProxy", "BatchedCallsProxy", "Connection", "RemoteCallback"]
 
 log = logging.getLogger("rpcbd")
-
-
-class RemoteCallback(str):
-    """An implicit callback the peer passed as an argument (``rpc.callback.<uuid>``).
-
-    It is the method name (a ``str``), so code that treats it as one keeps working, and it
-    is callable: ``callback(*args)`` sends a notification; ``callback.request(*args)``
-    makes a blocking call and returns its result.
-    """
-
-    __slots__ = ("_connection",)
-    _connection: Connection
-
-    def __new__(cls, name: str, connection: Connection) -> RemoteCallback:
-        self = super().__new__(cls, name)
-        self._connection = connection
-        return self
-
-    def __call__(self, *args: Any, **kwargs: Any) -> None:
-        self._connection.notification(str(self))(*args, **kwargs)
-
-    def request(self, *args: Any, **kwargs: Any) -> Any:
-        """Call the callback and wait for what it returns."""
-        return self._connection.request(str(self))(*args, **kwargs)
 
 
 class _CallFuture(Future[Any]):
@@ -242,6 +220,9 @@ class _Waiter:
                 self.future.set_exception(value)
 
 
+# Compiled (mypyc), still a regular Python class: connections stay weak-referenceable and
+# take attributes users set on them, and the interpreted ConnectionBase can be its base.
+@mypyc_attr(native_class=False)
 class Connection(ConnectionBase):
     """A connection to the peer; either side can call the other.
 
@@ -398,6 +379,8 @@ class Connection(ConnectionBase):
         current = threading.current_thread()
         readiness = self._readiness
         while True:
+            # (No `continue` inside the `with`: mypyc cannot compile one in a try/finally.)
+            paused = False
             with lock:
                 while self._duty is not None and endpoint.state is State.OPEN:
                     self._wait()  # a caller is reading; it will release duty
@@ -411,14 +394,16 @@ class Connection(ConnectionBase):
                     self._paused = True
                     self._wait()
                     self._paused = False
-                    continue
+                    paused = True
                 # On a connection that has never called the peer (a server's, mostly) no
                 # caller wants to read its own reply: block in read() holding duty, with
                 # no readiness wait first. The first call made on it gets its reply from
                 # this thread; from then on the thread waits for readiness instead.
                 blocking_read = readiness is None or not self._has_called
-                if events or blocking_read:
+                if not paused and (events or blocking_read):
                     self._duty = current
+            if paused:
+                continue
             if events:
                 self._flush()
                 self._dispatch_holding_duty(events)
@@ -448,8 +433,9 @@ class Connection(ConnectionBase):
         while muted_wait:
             muted_wait = readiness.wait()
             with self._lock:
-                if self._duty is None or self._endpoint.state is not State.OPEN:
-                    break
+                done = self._duty is None or self._endpoint.state is not State.OPEN
+            if done:
+                break
         return False
 
     def _events_received(self) -> list[Event]:

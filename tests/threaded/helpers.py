@@ -8,7 +8,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from rpcbd import Handler, RpcError, current_call, mayblock, willnotblock
+from rpcbd._compiled import compiled_modules
+
+#: For a test that replaces a global of ``rpcbd.threaded.connection`` (a module it imported)
+#: to force a rare path: compiled (RPCBD_TEST_COMPILED), the module keeps what it imported,
+#: so the test runs against the pure-Python build only (the same source).
+patches_connection_globals = pytest.mark.skipif(
+    "rpcbd.threaded.connection" in compiled_modules(),
+    reason="patches a global of rpcbd.threaded.connection, which the compiled build does "
+    "not look up again: runs in the pure-Python suite",
+)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:

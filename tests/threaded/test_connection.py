@@ -30,7 +30,7 @@ from rpcbd import (
 )
 from rpcbd.threaded.connection import Connection
 
-from .helpers import Custom, wait_until
+from .helpers import Custom, patches_connection_globals, wait_until
 
 
 class TestRequests:
@@ -176,6 +176,7 @@ class TestCallbacks:
 class TestReadDuty:
     """A blocking caller reads its own reply when no other thread is reading."""
 
+    @patches_connection_globals
     def test_reply_delivered_while_caller_takes_duty_is_not_waited_for(
         self, connection: Connection, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -215,6 +216,7 @@ class TestReadDuty:
         assert results == [5]
         assert stalled == [True]
 
+    @patches_connection_globals
     def test_without_epoll_the_reader_thread_waits_on_a_selector(
         self, server: ThreadedPeer, client_peer: ThreadedPeer, monkeypatch: pytest.MonkeyPatch
     ) -> None:
