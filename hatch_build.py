@@ -1,7 +1,7 @@
 """Hatch build hook for the optional compiled build: ``RPCBD_COMPILE=1 pip install .``.
 
 With ``RPCBD_COMPILE=1`` in the environment, a wheel build compiles the modules listed in
-``rpcbd/_compiled.py`` (the sans-IO core, the codecs, the threaded runtime's connection) with
+``rpcbd/_compiled.py`` (the sans-IO core, the codecs, both runtimes' connections) with
 mypyc and puts the extension modules beside the ``.py`` files in the wheel; without it (and
 for editable installs) the wheel is pure Python, as always.
 

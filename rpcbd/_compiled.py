@@ -1,6 +1,6 @@
 """What the optional compiled build (mypyc) needs from the pure-Python sources.
 
-The sans-IO core, the codecs and the threaded runtime's connection can be compiled with
+The sans-IO core, the codecs and both runtimes' connections can be compiled with
 mypyc (see ``docs/performance.md``); the same sources run unchanged when they are not. This
 module is never compiled itself.
 """
@@ -25,10 +25,10 @@ except ImportError:  # a pure-Python install need not have mypy_extensions
         return lambda cls: cls
 
 
-#: The modules the compiled build compiles: the sans-IO core, the codecs, and the threaded
-#: runtime's per-call path. (The asyncio runtime and ``rpcbd.calls`` stay interpreted:
-#: their classes are subclassed across the two runtimes, which mypyc's classes allow only
-#: in part; ``rpcbd.dispatch`` holds ``Handler``, which users subclass.)
+#: The modules the compiled build compiles: the sans-IO core, the codecs, and both
+#: runtimes' per-call paths. (``rpcbd.calls`` stays interpreted: both connections derive
+#: from its ``ConnectionBase``, and mypyc checks ``self`` of a compiled non-native class
+#: by exact type; ``rpcbd.dispatch`` holds ``Handler``, which users subclass.)
 COMPILED_MODULES = (
     "rpcbd.core.endpoint",
     "rpcbd.core.events",
@@ -50,6 +50,7 @@ COMPILED_MODULES = (
     "rpcbd.context",
     "rpcbd.proxy",
     "rpcbd.threaded.connection",
+    "rpcbd.aio.connection",
 )
 
 

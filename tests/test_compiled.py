@@ -29,7 +29,7 @@ def test_every_core_and_codec_module_is_compiled() -> None:
             for path in (ROOT / "rpcbd" / package).glob("*.py")
             if path.name != "__init__.py"
         ]
-        + ["rpcbd.context", "rpcbd.proxy", "rpcbd.threaded.connection"]
+        + ["rpcbd.context", "rpcbd.proxy", "rpcbd.threaded.connection", "rpcbd.aio.connection"]
     )
     assert sorted(COMPILED_MODULES) == expected
 
@@ -139,3 +139,31 @@ def test_a_threaded_connection_stays_a_regular_python_object() -> None:
     finally:
         client.close()
         server.close()
+
+
+def test_an_asyncio_connection_stays_a_regular_python_object() -> None:
+    import asyncio
+    import weakref
+
+    from rpcbd import Handler
+    from rpcbd.aio import AsyncPeer
+
+    class Adder(Handler):
+        assume_methods_block = False
+
+        def add(self, a: int, b: int) -> int:
+            return a + b
+
+    async def main() -> None:
+        peer = AsyncPeer(default_handler=Adder)
+        try:
+            client, _ = peer.pipe_pair()
+            ref = weakref.ref(client)
+            client.note = "mine"  # type: ignore[attr-defined]
+            assert ref() is client
+            assert client.note == "mine"  # type: ignore[attr-defined]
+            assert await client.request.add(2, 3) == 5
+        finally:
+            await peer.shutdown()
+
+    asyncio.run(main())

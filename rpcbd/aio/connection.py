@@ -40,6 +40,8 @@ from collections.abc import Callable
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
+from rpcbd._compiled import mypyc_attr
+from rpcbd.aio.callbacks import AsyncRemoteCallback
 from rpcbd.calls import (
     CLOSE_FLUSH_TIMEOUT,
     HIGH_WATER,
@@ -98,32 +100,6 @@ log = logging.getLogger("rpcbd")
 BURST_WRITE = 2048
 
 
-class AsyncRemoteCallback(str):
-    """An implicit callback the peer passed as an argument (``rpc.callback.<uuid>``).
-
-    It is the method name (a ``str``) and is callable: ``callback(*args)`` sends a
-    notification at once (a plain call, usable from async handlers and from worker
-    threads alike); ``await callback.request(*args)`` calls it and returns its result
-    (from a worker thread, ``callback.request(*args)`` blocks instead).
-    """
-
-    __slots__ = ("_connection",)
-    _connection: AsyncConnection
-
-    def __new__(cls, name: str, connection: AsyncConnection) -> AsyncRemoteCallback:
-        self = super().__new__(cls, name)
-        self._connection = connection
-        return self
-
-    def __call__(self, *args: Any, **kwargs: Any) -> None:
-        self._connection.notification(str(self))(*args, **kwargs)
-
-    def request(self, *args: Any, **kwargs: Any) -> Any:
-        """Call the callback: on the loop, a coroutine to await for what it returns; from
-        another thread (a plain ``@mayblock`` handler), block for it."""
-        return self._connection.request(str(self))(*args, **kwargs)
-
-
 class _Waiter:
     """One call in flight.
 
@@ -155,6 +131,9 @@ class _Waiter:
                 self.future.set_exception(value)
 
 
+# Compiled (mypyc), still a regular Python class: connections stay weak-referenceable and
+# take attributes users set on them, and the interpreted ConnectionBase can be its base.
+@mypyc_attr(native_class=False)
 class AsyncConnection(ConnectionBase):
     """A connection to the peer in asyncio; either side can call the other.
 
@@ -1046,11 +1025,6 @@ class AsyncConnection(ConnectionBase):
             task.add_done_callback(partial(self._handler_done, request))
 
     def _wrap_remote_callbacks(self, params: Params) -> Params:
-        def wrap(v: Any) -> Any:
-            if type(v) is str and v.startswith(CALLBACK_PREFIX):
-                return AsyncRemoteCallback(v, self)
-            return v
-
         if type(params) is list:
             values: Any = params
         elif type(params) is dict:
@@ -1063,8 +1037,15 @@ class AsyncConnection(ConnectionBase):
         else:
             return params
         if type(params) is dict:
-            return {k: wrap(v) for k, v in params.items()}
-        return [wrap(v) for v in params]
+            return {k: self._wrap_one(v) for k, v in params.items()}
+        return [self._wrap_one(v) for v in params]
+
+    def _wrap_one(self, value: Any) -> Any:
+        # A method, not a closure: mypyc (the compiled build) cannot compile a closure in
+        # a non-native class.
+        if type(value) is str and value.startswith(CALLBACK_PREFIX):
+            return AsyncRemoteCallback(value, self)
+        return value
 
     def _handler_instance(self, cls: type) -> Handler:
         handler = self._handlers.get(cls)
