@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from rpcbd.core.endpoint import Endpoint
 from rpcbd.core.events import NotificationReceived, RequestReceived
@@ -28,6 +28,7 @@ __all__ = [
     "BatchBuilder",
     "CallbackJob",
     "ConnectionBase",
+    "RemoteCallbackBase",
     "fresh_error",
     "is_callback",
 ]
@@ -67,6 +68,35 @@ class CallbackJob:
     ) -> None:
         self.event = event
         self.function = function
+
+
+_Callback = TypeVar("_Callback", bound="RemoteCallbackBase")
+
+
+class RemoteCallbackBase(str):
+    """An implicit callback the peer passed as an argument (``rpc.callback.<uuid>``), bound
+    to the connection it came on; each runtime names its own subclass.
+
+    It is the method name (a ``str``), so code that treats it as one keeps working, and it
+    is callable: ``callback(*args)`` sends a notification; ``callback.request(*args)``
+    calls it (what that returns depends on the runtime).
+    """
+
+    __slots__ = ("_connection",)
+    _connection: Any  # the runtime's connection
+
+    def __new__(cls: type[_Callback], name: str, connection: Any) -> _Callback:
+        self = super().__new__(cls, name)
+        self._connection = connection
+        return self
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        self._connection.notification(str(self))(*args, **kwargs)
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the callback: a blocking call in the threaded runtime, a coroutine to await
+        on the event loop in the asyncio one."""
+        return self._connection.request(str(self))(*args, **kwargs)
 
 
 class _HasCallbacks(Protocol):

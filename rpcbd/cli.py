@@ -614,6 +614,29 @@ def _cmd_bridge(args: argparse.Namespace) -> int:
 
 # -- parser ----------------------------------------------------------------------------
 
+
+class _VersionAction(argparse.Action):
+    """``--version``: the version, the build (pure Python or compiled) and the JSON library.
+
+    Worked out only when asked: telling the build imports every compiled module (the
+    asyncio runtime's too), which other commands need not pay for at start-up.
+    """
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        kwargs.setdefault("help", "show the version and how rpcbd was built, then exit")
+        super().__init__(option_strings, dest=argparse.SUPPRESS, nargs=0, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        sys.stdout.write(f"rpcbd {__version__} ({build_description()})\n")
+        parser.exit()
+
+
 _EPILOG = """\
 exit status: 0 ok, 1 the peer replied with an error, 2 usage error,
 3 connection or transport error.
@@ -648,9 +671,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--version", action="version", version=f"rpcbd {__version__} ({build_description()})"
-    )
+    parser.add_argument("--version", action=_VersionAction)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = commands.add_parser(

@@ -11,6 +11,7 @@ import importlib
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,13 +35,18 @@ def test_every_core_and_codec_module_is_compiled() -> None:
     assert sorted(COMPILED_MODULES) == expected
 
 
-def test_the_build_hook_compiles_exactly_those_modules() -> None:
+def _hatch_build() -> Any:
+    """The build hook module (hatch_build.py at the root of the checkout)."""
     pytest.importorskip("hatchling", reason="hatch_build.py needs hatchling (the test extra)")
     sys.path.insert(0, str(ROOT))
     try:
-        hatch_build = importlib.import_module("hatch_build")
+        return importlib.import_module("hatch_build")
     finally:
         sys.path.remove(str(ROOT))
+
+
+def test_the_build_hook_compiles_exactly_those_modules() -> None:
+    hatch_build = _hatch_build()
     paths = hatch_build.compiled_module_paths(ROOT)
     assert paths == [name.replace(".", "/") + ".py" for name in COMPILED_MODULES]
     assert all((ROOT / path).is_file() for path in paths)
@@ -53,12 +59,7 @@ def test_the_build_hook_compiles_exactly_those_modules() -> None:
 def test_the_build_hook_compiles_only_when_asked(
     monkeypatch: pytest.MonkeyPatch, value: str, requested: bool
 ) -> None:
-    pytest.importorskip("hatchling", reason="hatch_build.py needs hatchling (the test extra)")
-    sys.path.insert(0, str(ROOT))
-    try:
-        hatch_build = importlib.import_module("hatch_build")
-    finally:
-        sys.path.remove(str(ROOT))
+    hatch_build = _hatch_build()
     monkeypatch.setenv("RPCBD_COMPILE", value)
     assert hatch_build.compile_requested() is requested
 

@@ -6,7 +6,9 @@ Its own module: a ``str`` subclass cannot be compiled with mypyc, and
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from rpcbd.calls import RemoteCallbackBase
 
 if TYPE_CHECKING:
     from rpcbd.aio.connection import AsyncConnection
@@ -14,7 +16,7 @@ if TYPE_CHECKING:
 __all__ = ["AsyncRemoteCallback"]
 
 
-class AsyncRemoteCallback(str):
+class AsyncRemoteCallback(RemoteCallbackBase):
     """An implicit callback the peer passed as an argument (``rpc.callback.<uuid>``).
 
     It is the method name (a ``str``) and is callable: ``callback(*args)`` sends a
@@ -23,18 +25,5 @@ class AsyncRemoteCallback(str):
     (from a worker thread, ``callback.request(*args)`` blocks instead).
     """
 
-    __slots__ = ("_connection",)
+    __slots__ = ()
     _connection: AsyncConnection
-
-    def __new__(cls, name: str, connection: AsyncConnection) -> AsyncRemoteCallback:
-        self = super().__new__(cls, name)
-        self._connection = connection
-        return self
-
-    def __call__(self, *args: Any, **kwargs: Any) -> None:
-        self._connection.notification(str(self))(*args, **kwargs)
-
-    def request(self, *args: Any, **kwargs: Any) -> Any:
-        """Call the callback: on the loop, a coroutine to await for what it returns; from
-        another thread (a plain ``@mayblock`` handler), block for it."""
-        return self._connection.request(str(self))(*args, **kwargs)

@@ -6,7 +6,9 @@ Its own module: a ``str`` subclass cannot be compiled with mypyc, and
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from rpcbd.calls import RemoteCallbackBase
 
 if TYPE_CHECKING:
     from rpcbd.threaded.connection import Connection
@@ -14,7 +16,7 @@ if TYPE_CHECKING:
 __all__ = ["RemoteCallback"]
 
 
-class RemoteCallback(str):
+class RemoteCallback(RemoteCallbackBase):
     """An implicit callback the peer passed as an argument (``rpc.callback.<uuid>``).
 
     It is the method name (a ``str``), so code that treats it as one keeps working, and it
@@ -22,17 +24,5 @@ class RemoteCallback(str):
     makes a blocking call and returns its result.
     """
 
-    __slots__ = ("_connection",)
+    __slots__ = ()
     _connection: Connection
-
-    def __new__(cls, name: str, connection: Connection) -> RemoteCallback:
-        self = super().__new__(cls, name)
-        self._connection = connection
-        return self
-
-    def __call__(self, *args: Any, **kwargs: Any) -> None:
-        self._connection.notification(str(self))(*args, **kwargs)
-
-    def request(self, *args: Any, **kwargs: Any) -> Any:
-        """Call the callback and wait for what it returns."""
-        return self._connection.request(str(self))(*args, **kwargs)
