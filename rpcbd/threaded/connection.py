@@ -18,6 +18,7 @@ import logging
 import queue
 import select
 import selectors
+import socket
 import threading
 import time
 from collections import deque
@@ -76,8 +77,16 @@ __all__ = ["AsyncProxy", "BatchedCallsProxy", "Connection", "RemoteCallback"]
 log = logging.getLogger("rpcbd")
 
 
+def _nonblocking_socketpair() -> tuple[socket.socket, socket.socket]:
+    pair = socket.socketpair()
+    for end in pair:
+        end.setblocking(False)
+    return pair
+
+
 class _CallFuture(Future[Any]):
-    """The future of ``connection.future.x(...)``: cancelling it gives the call up.
+    """The future of ``connection.future.x(...)``: cancelling it gives the call up, and
+    waiting for it reads the reply in the waiting thread.
 
     (Overriding ``cancel`` instead of adding a done-callback per call saves a ``partial``
     and a pass through the future's condition on every call.)
@@ -89,13 +98,33 @@ class _CallFuture(Future[Any]):
         # Set before cancelling, so the caller that sets give_up afterwards can tell
         # without going through the future's condition (see call_future).
         self.cancel_requested = False
+        # The connection whose reply completes this future, when a thread waiting in
+        # result() or exception() may read that reply itself (see _read_for_future).
+        self.connection: Connection | None = None
+        # When the call's timeout timer fires (time.monotonic()), if it has one.
+        self.expires_at: float | None = None
 
     def cancel(self) -> bool:
         self.cancel_requested = True
         cancelled = super().cancel()
-        if cancelled and self.give_up is not None:
-            self.give_up()  # $/cancelRequest, and a late reply is dropped
+        if cancelled:
+            if self.give_up is not None:
+                self.give_up()  # $/cancelRequest, and a late reply is dropped
+            if self.connection is not None:
+                self.connection._wake_future_reader(self)
         return cancelled
+
+    def result(self, timeout: float | None = None) -> Any:
+        connection = self.connection
+        if connection is not None and not self.done():
+            timeout = connection._read_for_future(self, timeout)
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        connection = self.connection
+        if connection is not None and not self.done():
+            timeout = connection._read_for_future(self, timeout)
+        return super().exception(timeout)
 
 
 class _Readiness:
@@ -299,6 +328,10 @@ class Connection(ConnectionBase):
         # read duty mutes it (see _Readiness), and the one releasing duty unmutes it.
         self._readiness = None if fd is None else _Readiness(fd)
         self._muted = False
+        # A thread reading on behalf of a future (in its result()), and the socket pair
+        # that wakes it when that future is cancelled meanwhile; made on first use.
+        self._future_reader: _CallFuture | None = None
+        self._wakeup: tuple[socket.socket, socket.socket] | None = None
         self.request = MethodProxy(self._invoke_request)
         self.notification = MethodProxy(self._invoke_notification)
         self.notify = self.notification
@@ -558,6 +591,13 @@ class Connection(ConnectionBase):
             context.cancel()  # nobody waits for these results any more
         self._transport.abort()
         self._transport.close()
+        with self._lock:
+            wakeup, self._wakeup = self._wakeup, None
+        if wakeup is not None:
+            # A thread still in _read_until_done finds the sockets closed (fileno -1)
+            # and stops there; the transport's end of stream already woke it.
+            for end in wakeup:
+                end.close()
         if self._readiness is not None:
             self._readiness.close()
         self._peer._connection_closed(self)
@@ -831,6 +871,73 @@ class Connection(ConnectionBase):
             self._release_duty()
         return True
 
+    def _read_for_future(self, future: _CallFuture, timeout: float | None) -> float | None:
+        """``future.result(timeout)`` of a call of ours that is not done: read from the
+        transport in this thread until it is, if no other thread holds read duty, so
+        the reply needs no hand-off from the reader thread (as for a blocking call).
+
+        Returns what is left of ``timeout`` for the future's own wait, which follows:
+        it returns at once when the future is done, and otherwise waits for the thread
+        that does the reading (the reader thread, or another caller).
+        """
+        current = threading.current_thread()
+        if current is self._reader or current is self._duty:
+            return timeout  # already reading (a handler on the reader thread): wait as before
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._has_called = True  # the reader thread leaves the reading to callers now
+        with self._lock:
+            took = self._duty is None and self._endpoint.state is State.OPEN
+            if took:
+                self._take_duty()
+                if self._wakeup is None:
+                    self._wakeup = _nonblocking_socketpair()
+                self._future_reader = future
+        if took:
+            try:
+                self._read_until_done(future, deadline)
+            finally:
+                self._future_reader = None
+                self._release_duty()
+        return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+    def _read_until_done(self, future: _CallFuture, deadline: float | None) -> None:
+        """Holding read duty: read until ``future`` is done, the connection closes,
+        ``deadline`` passes, or the call's own timer is due (it completes the future
+        with RpcTimeoutError from the timer thread)."""
+        endpoint = self._endpoint
+        wakeup = self._wakeup
+        transport_fd = self._transport.fileno()
+        if wakeup is None or transport_fd is None:
+            return
+        while not future.done() and endpoint.state is State.OPEN:
+            limit = deadline
+            expires_at = future.expires_at
+            if expires_at is not None and (limit is None or expires_at < limit):
+                limit = expires_at
+            remaining = None if limit is None else limit - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return
+            # (fileno() is -1 once _finish closed the wake-up sockets: select refuses it.)
+            wakeup_fd = wakeup[0].fileno()
+            try:
+                ready = select.select([transport_fd, wakeup_fd], [], [], remaining)[0]
+            except (OSError, ValueError):
+                return  # the connection is finished
+            if not ready:
+                return
+            if wakeup_fd in ready:
+                with contextlib.suppress(OSError):
+                    wakeup[0].recv(64)  # a cancel() woke us: the loop looks at the future
+            if transport_fd in ready:
+                self._read_and_ingest(nowait=True, release=False)
+
+    def _wake_future_reader(self, future: _CallFuture) -> None:
+        """``future`` was cancelled: a thread reading for it stops (see _read_until_done)."""
+        wakeup = self._wakeup
+        if self._future_reader is future and wakeup is not None:
+            with contextlib.suppress(OSError):
+                wakeup[1].send(b"\0")
+
     def _invoke_request(
         self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
     ) -> Any:
@@ -870,6 +977,10 @@ class Connection(ConnectionBase):
         waiter = _Waiter(method, future)
         waiter.timeout = self._resolve_timeout(timeout)
         id = self._send_request(method, params, waiter)
+        if self._caller_reads and not waiter.callbacks:
+            # Its callbacks would complete the future on the worker pool, after the
+            # reply is read: a thread reading for it could wait for bytes that never come.
+            future.connection = self
         self._arm_timer(id, waiter)
         future.give_up = partial(self._give_up, id)
         if future.cancel_requested:
@@ -882,9 +993,11 @@ class Connection(ConnectionBase):
         timer = self._peer._timer
         if waiter.timer is not None:
             timer.cancel(waiter.timer)
-        waiter.timer = timer.call_at(
-            time.monotonic() + waiter.timeout, partial(self._expire, id, waiter)
-        )
+        expires_at = time.monotonic() + waiter.timeout
+        future = waiter.future
+        if type(future) is _CallFuture:
+            future.expires_at = expires_at  # a thread reading for it stops reading then
+        waiter.timer = timer.call_at(expires_at, partial(self._expire, id, waiter))
 
     def _expire(self, id: RequestId, waiter: _Waiter) -> None:
         if self._give_up(id):
@@ -928,6 +1041,8 @@ class Connection(ConnectionBase):
                 if expects_reply:
                     future = _CallFuture()
                     future.give_up = partial(self._give_up, id)
+                    if self._caller_reads:
+                        future.connection = self
                     waiter = _Waiter(method, future)
                     waiter.timeout = timeout
                     self._waiters[id] = waiter

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import queue
 import select
@@ -30,7 +31,7 @@ from rpcbd import (
 )
 from rpcbd.threaded.connection import Connection
 
-from .helpers import Custom, patches_connection_globals, wait_until
+from .helpers import Custom, Service, patches_connection_globals, wait_until
 
 
 class TestRequests:
@@ -230,6 +231,115 @@ class TestReadDuty:
         assert [connection.request.add(i, 1) for i in range(50)] == list(range(1, 51))
         assert connection.request.ask_back(3) == ["client", 3]
         assert connection.request("add", timeout=5)(2, 2) == 4
+
+
+class TestFutureReadsItsOwnReply:
+    """A thread waiting in ``future.result()`` reads the reply itself when no other
+    thread is reading, as a blocking caller does (no hand-off from the reader thread)."""
+
+    @staticmethod
+    def _idle(connection: Connection) -> None:
+        # One blocking call first: the reader thread then waits for input without holding
+        # read duty (a connection that never called blocks in read() holding it).
+        assert connection.request.echo(0) == 0
+        assert wait_until(lambda: connection._duty is None)
+
+    @staticmethod
+    def _wait_in_thread(future: Any, outcome: list[Any], timeout: float = 10) -> threading.Thread:
+        def wait() -> None:
+            try:
+                outcome.append(future.result(timeout))
+            except BaseException as exc:
+                outcome.append(exc)
+
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        return waiter
+
+    def test_the_waiting_thread_reads_and_completes_the_future(
+        self, connection: Connection
+    ) -> None:
+        self._idle(connection)
+        future = connection.future.block()
+        completed_in: list[threading.Thread] = []
+        future.add_done_callback(lambda _: completed_in.append(threading.current_thread()))
+        outcome: list[Any] = []
+        waiter = self._wait_in_thread(future, outcome)
+        assert wait_until(lambda: connection._duty is waiter), "the waiter did not read"
+        Service.release.set()
+        waiter.join(10)
+        assert outcome == ["released"]
+        # Done-callbacks run in the thread that completes the future: the waiter's own.
+        assert completed_in == [waiter]
+        assert wait_until(lambda: connection._duty is None)
+
+    def test_exception_reads_too(self, connection: Connection) -> None:
+        self._idle(connection)
+        error = connection.future.fail(7, "seven").exception(10)
+        assert isinstance(error, RpcError) and error.code == 7
+        assert [connection.future.add(i, 1).result(10) for i in range(20)] == list(range(1, 21))
+
+    def test_cancel_from_another_thread_wakes_the_reading_waiter(
+        self, connection: Connection
+    ) -> None:
+        self._idle(connection)
+        future = connection.future.block()
+        outcome: list[Any] = []
+        waiter = self._wait_in_thread(future, outcome)
+        assert wait_until(lambda: connection._duty is waiter)
+        assert future.cancel()
+        waiter.join(5)
+        assert not waiter.is_alive(), "result() kept reading after the future was cancelled"
+        assert len(outcome) == 1 and isinstance(outcome[0], concurrent.futures.CancelledError)
+        assert wait_until(lambda: connection._duty is None)
+        Service.release.set()  # block() answers now: a late reply, dropped
+        assert connection.request.echo(2) == 2
+
+    def test_the_call_timeout_ends_the_reading(self, connection: Connection) -> None:
+        self._idle(connection)
+        started = time.monotonic()
+        future = connection.future("block", timeout=1.0)()
+        outcome: list[Any] = []
+        waiter = self._wait_in_thread(future, outcome)
+        assert wait_until(lambda: connection._duty is waiter or bool(outcome))
+        waiter.join(10)
+        assert len(outcome) == 1 and isinstance(outcome[0], RpcTimeoutError)
+        assert 1.0 <= time.monotonic() - started < 8
+        assert connection.request.echo(3) == 3
+
+    def test_result_timeout_leaves_the_call_running(self, connection: Connection) -> None:
+        self._idle(connection)
+        future = connection.future.block()
+        with pytest.raises(concurrent.futures.TimeoutError):
+            future.result(0.1)
+        assert not future.done()
+        assert wait_until(lambda: connection._duty is None)
+        Service.release.set()
+        assert future.result(10) == "released"
+
+    def test_close_while_reading_fails_the_future(self, connection: Connection) -> None:
+        self._idle(connection)
+        future = connection.future.block()
+        outcome: list[Any] = []
+        waiter = self._wait_in_thread(future, outcome)
+        assert wait_until(lambda: connection._duty is waiter)
+        connection.close()
+        waiter.join(10)
+        assert len(outcome) == 1 and isinstance(outcome[0], ConnectionClosedError)
+
+    def test_many_futures_in_flight_from_several_threads(self, connection: Connection) -> None:
+        results: dict[int, list[Any]] = {}
+
+        def work(worker: int) -> None:
+            futures = [connection.future.add(worker, i) for i in range(200)]
+            results[worker] = [f.result(30) for f in futures]
+
+        workers = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(60)
+        assert results == {w: [w + i for i in range(200)] for w in range(4)}
 
 
 class TestTimeoutsAndCancellation:
