@@ -27,7 +27,12 @@ from rpcbd.codecs.serializer import (
     StdlibSerializer,
     available_serializers,
     default_serializer,
+    nesting_depth_exceeds,
 )
+
+#: Longer than the lengths from which the serializer and the depth check take their
+#: large-text paths (16 KiB), so a text padded with it goes down those paths.
+LARGE_PAD = "x" * (20 * 1024)
 
 try:
     import orjson  # noqa: F401
@@ -128,6 +133,25 @@ class TestLoads:
         assert serializer.loads(text) == number and type(serializer.loads(text)) is int
         assert serializer.loads(b'{"n":[' + text + b"]}") == {"n": [number]}
         assert serializer.dumps(number) == text
+
+    @pytest.mark.parametrize("number", [2**64, -(2**63) - 1, 10**30, 2**64 - 1, -(2**63)])
+    def test_big_integers_in_large_texts_are_exact(
+        self, serializer: Serializer, number: int
+    ) -> None:
+        # A few large strings and one number: the value is searched, not the text.
+        text = json.dumps({"pad": LARGE_PAD, "n": [number, 1.5]}).encode()
+        assert serializer.loads(text)["n"] == [number, 1.5]
+        assert type(serializer.loads(text)["n"][0]) is int
+        # Too many values to search: the text is searched, as for a short text.
+        many = json.dumps([*range(10_000), number]).encode()
+        assert len(many) > 16 * 1024
+        decoded = serializer.loads(many)
+        assert decoded[-1] == number and type(decoded[-1]) is int
+        assert decoded[:-1] == list(range(10_000))
+
+    def test_large_floats_in_large_texts_stay_floats(self, serializer: Serializer) -> None:
+        text = json.dumps({"pad": LARGE_PAD, "f": [1e19, -1e300, 2.0**63]}).encode()
+        assert serializer.loads(text)["f"] == [1e19, -1e300, 2.0**63]
 
     def test_valid_surrogate_pair(self, serializer: Serializer) -> None:
         assert serializer.loads(b'"\\ud83d\\ude00"') == "\U0001f600"
@@ -273,6 +297,52 @@ JSON_VALUES = st.recursive(
     ),
     max_leaves=25,
 )
+
+
+@settings(max_examples=100, deadline=None)
+@given(value=JSON_VALUES)
+def test_round_trip_of_large_texts_is_equal_in_every_serializer(value: Any) -> None:
+    padded = {"pad": LARGE_PAD, "value": value}
+    for writer in both():
+        data = writer.dumps(padded)
+        for reader in both():
+            decoded = reader.loads(data)
+            assert decoded == padded
+            assert json.dumps(decoded, sort_keys=True) == json.dumps(padded, sort_keys=True)
+
+
+def _depth(data: bytes) -> int:
+    """The nesting depth of a JSON text, the slow and obvious way."""
+
+    def depth_of(value: Any) -> int:
+        if isinstance(value, list):
+            return 1 + max(map(depth_of, value), default=0)
+        if isinstance(value, dict):
+            return 1 + max(map(depth_of, value.values()), default=0)
+        return 0
+
+    return depth_of(json.loads(data))
+
+
+class TestNestingDepth:
+    @pytest.mark.parametrize("pad", ["", LARGE_PAD], ids=["short", "large"])
+    @pytest.mark.parametrize("depth", [1, 7, 8, 9, 40])
+    def test_depth_against_the_limit(self, pad: str, depth: int) -> None:
+        data = b"[" * depth + json.dumps(pad).encode() + b"]" * depth
+        assert _depth(data) == depth
+        assert nesting_depth_exceeds(data, 8) is (depth > 8)
+
+    @pytest.mark.parametrize("pad", ["", LARGE_PAD], ids=["short", "large"])
+    def test_brackets_inside_strings_are_not_nesting(self, pad: str) -> None:
+        data = json.dumps([pad, "[{" * 600, {"a": ["]"]}]).encode()
+        assert not nesting_depth_exceeds(data, 8)
+        assert nesting_depth_exceeds(data, 1)
+
+    @settings(max_examples=100, deadline=None)
+    @given(value=JSON_VALUES, limit=st.integers(1, 6), large=st.booleans())
+    def test_agrees_with_the_parsed_depth(self, value: Any, limit: int, large: bool) -> None:
+        data = json.dumps([LARGE_PAD if large else "", value]).encode()
+        assert nesting_depth_exceeds(data, limit) is (_depth(data) > limit)
 
 
 @settings(max_examples=200, deadline=None)
