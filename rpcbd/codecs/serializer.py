@@ -155,7 +155,17 @@ def _may_hold_big_integer(value: Any, budget: int) -> bool:
             if not -_BIG_FLOAT < item < _BIG_FLOAT:
                 return True
         elif kind is list or kind is dict:
-            budget -= len(item) + 1
+            budget -= 1
+            if kind is list and len(item) > budget:
+                # A long list of numbers (the common large list): sum() runs in C and
+                # gives an int only if every member is an int, and ints are exact.
+                try:
+                    if type(sum(item)) is int:
+                        continue
+                except TypeError:
+                    pass  # not all numbers
+                return True
+            budget -= len(item)
             if budget < 0:
                 return True
             stack.extend(item.values() if kind is dict else item)

@@ -142,12 +142,14 @@ class TestLoads:
         text = json.dumps({"pad": LARGE_PAD, "n": [number, 1.5]}).encode()
         assert serializer.loads(text)["n"] == [number, 1.5]
         assert type(serializer.loads(text)["n"][0]) is int
-        # Too many values to search: the text is searched, as for a short text.
-        many = json.dumps([*range(10_000), number]).encode()
-        assert len(many) > 16 * 1024
-        decoded = serializer.loads(many)
-        assert decoded[-1] == number and type(decoded[-1]) is int
-        assert decoded[:-1] == list(range(10_000))
+        # Long lists: all ints (summed in C), mixed with strings or floats (the text is
+        # searched, as for a short text), with the big integer last.
+        for head in ([*range(10_000)], [*range(10_000), "s"], [0.5 * i for i in range(5_000)]):
+            many = json.dumps([*head, number]).encode()
+            assert len(many) > 16 * 1024
+            decoded = serializer.loads(many)
+            assert decoded[-1] == number and type(decoded[-1]) is int
+            assert decoded[:-1] == head
 
     def test_large_floats_in_large_texts_stay_floats(self, serializer: Serializer) -> None:
         text = json.dumps({"pad": LARGE_PAD, "f": [1e19, -1e300, 2.0**63]}).encode()
