@@ -12,6 +12,7 @@ import decimal
 import enum
 import json
 import math
+import re
 import sys
 import uuid
 from typing import Any
@@ -52,6 +53,12 @@ NAMES = [
 @pytest.fixture(params=NAMES)
 def serializer(request: pytest.FixtureRequest) -> Serializer:
     return available_serializers()[request.param]
+
+
+def stable_id(value: Any) -> str:
+    """A test id from ``repr`` without memory addresses, the same in every process (so
+    pytest-xdist workers collect the same tests)."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
 
 
 def both() -> list[Serializer]:
@@ -215,7 +222,7 @@ class TestDumps:
             {(1, 2): "tuple key"},
             print,
         ],
-        ids=repr,
+        ids=stable_id,
     )
     def test_non_json_values_are_type_error(self, serializer: Serializer, value: Any) -> None:
         with pytest.raises(TypeError):
@@ -248,7 +255,7 @@ class TestDumps:
             ({1: "a", None: "b", False: "c"}, b'{"1":"a","null":"b","false":"c"}'),
             (2**70, str(2**70).encode()),
         ],
-        ids=repr,
+        ids=stable_id,
     )
     def test_values_beyond_plain_json(
         self, serializer: Serializer, value: Any, expected: bytes
@@ -275,7 +282,7 @@ class TestSerializersAgree:
         "é\U0001f600",
     ]
 
-    @pytest.mark.parametrize("value", VALUES, ids=repr)
+    @pytest.mark.parametrize("value", VALUES, ids=stable_id)
     def test_dumps(self, value: Any) -> None:
         outcomes = [outcome(s.dumps, value) for s in both()]
         assert all(o == outcomes[0] for o in outcomes), outcomes
