@@ -34,6 +34,7 @@ import math
 import re
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from rpcbd._compiled import mypyc_attr
@@ -210,6 +211,36 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def _reusable_c_encoder(encoder: json.JSONEncoder) -> Callable[[Any, int], Any] | None:
+    """The C encoder that ``encoder.encode()`` makes on every call, made once, or None
+    where there is none (PyPy) or it does not give the same text.
+
+    It is made without the cycle check's table (``markers``), the one piece of state that
+    would outlive a failed call: a cycle then ends in RecursionError, and the caller hands
+    every failure to ``encoder.encode()``, which reports it as before.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return None
+    probe = {"a": [1, -2.5, None, True, "é\n"], "b": {}, "c": "x"}
+    try:
+        fast: Callable[[Any, int], Any] = make(
+            None,
+            encoder.default,
+            json.encoder.encode_basestring,
+            None,
+            encoder.key_separator,
+            encoder.item_separator,
+            encoder.sort_keys,
+            encoder.skipkeys,
+            encoder.allow_nan,
+        )
+        same = "".join(fast(probe, 0)) == encoder.encode(probe)
+    except Exception:  # another signature (a future Python): keep to encode()
+        return None
+    return fast if same else None
+
+
 @mypyc_attr(allow_interpreted_subclasses=True)
 class StdlibSerializer(Serializer):
     """The standard library's ``json``, made strict."""
@@ -221,8 +252,27 @@ class StdlibSerializer(Serializer):
         self._encoder = json.JSONEncoder(
             ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_default
         )
+        # The C scanner decode() calls after stripping whitespace (Python-level work
+        # that costs as much as scanning a small message), and the C encoder encode()
+        # builds anew on every call: used directly, a small message takes half the time.
+        decoder: Any = self._decoder  # (typeshed does not list scan_once)
+        self._scan_once: Callable[[str, int], tuple[Any, int]] = decoder.scan_once
+        self._fast_encode = _reusable_c_encoder(self._encoder)
 
     def dumps(self, value: Any) -> bytes:
+        fast_encode = self._fast_encode
+        if fast_encode is not None:
+            try:
+                text = "".join(fast_encode(value, 0))
+            except Exception:
+                pass  # (not JSON, NaN, a cycle, too deep): the full encoder says how below
+            else:
+                try:
+                    return text.encode("utf-8")
+                except UnicodeEncodeError as exc:
+                    raise ValueError(
+                        "string with a lone surrogate cannot be sent as UTF-8"
+                    ) from exc
         try:
             text = self._encoder.encode(value)
         except ValueError as exc:
@@ -239,13 +289,26 @@ class StdlibSerializer(Serializer):
     def loads(self, data: bytes) -> Any:
         try:
             text = data.decode("utf-8")
-            value = self._decoder.decode(text)
+            value = self._decode(text)
         except JsonDecodeError:
             raise
         except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
             raise JsonDecodeError(str(exc)) from None
         if _SURROGATE_ESCAPE.search(data) and _has_lone_surrogate(value):
             raise JsonDecodeError("lone UTF-16 surrogate in string")
+        return value
+
+    def _decode(self, text: str) -> Any:
+        """``self._decoder.decode(text)``, with the scanner called directly when the text
+        is one value with no whitespace around it (compact JSON, as peers send)."""
+        try:
+            value, end = self._scan_once(text, 0)
+        except Exception:
+            # No value at 0 (whitespace first, or not JSON), a syntax error, too deep:
+            # decode() says which, in its own words.
+            return self._decoder.decode(text)
+        if end != len(text):
+            return self._decoder.decode(text)  # whitespace after it, or extra data
         return value
 
 

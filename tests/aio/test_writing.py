@@ -22,6 +22,7 @@ import rpcbd.aio.connection
 import rpcbd.aio.transports
 from rpcbd import Handler, willnotblock
 from rpcbd.aio import AsyncConnection, AsyncPeer
+from rpcbd.aio.connection import BURST_WRITE
 from rpcbd.aio.transports import AsyncTransport, memory_pair
 from rpcbd.exceptions import ConnectionClosedError
 from tests.aio.conftest import run_async, wait_until
@@ -149,11 +150,33 @@ class TestDirectWrites:
                 async def send(i: int) -> None:
                     conn.notification.note(i)
 
-                await asyncio.gather(*(send(i) for i in range(128)))
+                await asyncio.gather(*(send(i) for i in range(32)))
                 await next_turns()
-                # The first is written at once, the other 127 together after the turn.
+                # The first is written at once, the other 31 (under BURST_WRITE bytes)
+                # together after the turn.
                 assert len(transport.writes) == 2
-                assert [m["params"] for m in lines(transport.wire)] == [[i] for i in range(128)]
+                assert len(transport.writes[1]) < BURST_WRITE
+                assert [m["params"] for m in lines(transport.wire)] == [[i] for i in range(32)]
+                await conn.aclose()
+
+        run_async(main)
+
+    def test_a_flood_of_notifications_in_one_turn_is_written_every_burst_write_bytes(
+        self,
+    ) -> None:
+        async def main() -> None:
+            async with AsyncPeer() as peer:
+                conn, transport = await open_scripted(peer)
+                for i in range(1000):  # one task, never yielding: one long turn
+                    conn.notification.note(i)
+                # Written while the flood is being made (the peer can start on it), not
+                # all at the end of the turn.
+                size = max(len(line) + 1 for line in transport.wire.splitlines())
+                assert len(transport.writes) >= len(transport.wire) // (BURST_WRITE + size)
+                assert all(BURST_WRITE <= len(w) < BURST_WRITE + size for w in transport.writes[1:])
+                assert conn._endpoint.bytes_to_send < BURST_WRITE
+                await next_turns()
+                assert [m["params"] for m in lines(transport.wire)] == [[i] for i in range(1000)]
                 await conn.aclose()
 
         run_async(main)

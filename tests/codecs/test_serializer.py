@@ -333,6 +333,44 @@ def _depth(data: bytes) -> int:
     return depth_of(json.loads(data))
 
 
+class TestStdlibFastPaths:
+    """StdlibSerializer calls json's C scanner and a reusable C encoder directly; every
+    text and value they do not handle goes through json's full decoder and encoder."""
+
+    def test_the_fast_paths_exist_on_cpython(self) -> None:
+        serializer = StdlibSerializer()
+        if sys.implementation.name == "cpython":
+            assert serializer._fast_encode is not None
+
+    @pytest.mark.parametrize(
+        "data", [b' {"a":1}', b'{"a":1} ', b"\t[1]\r\n", b"1", b'"s"', b" ", b"[1] x", b"[1,]"]
+    )
+    def test_whitespace_around_and_bad_texts_read_as_json_does(self, data: bytes) -> None:
+        expected = outcome(json.loads, data)
+        got = outcome(StdlibSerializer().loads, data)
+        if expected[0] == "ok":
+            assert got == expected
+        else:
+            assert got == ("raise", JsonDecodeError)
+
+    def test_failed_encodings_leave_no_state_behind(self) -> None:
+        serializer = StdlibSerializer()
+        loop: list[Any] = []
+        loop.append(loop)
+        for bad in (loop, object(), {"k": {1, 2}}):
+            with pytest.raises(TypeError):
+                serializer.dumps(bad)
+        assert serializer.dumps([math.nan, {"x": [1]}]) == b'[null,{"x":[1]}]'
+        shared = [1]
+        assert serializer.dumps([shared, shared, {"a": shared}]) == b'[[1],[1],{"a":[1]}]'
+
+    def test_without_the_c_encoder(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(json.encoder, "c_make_encoder", None)
+        serializer = StdlibSerializer()
+        assert serializer._fast_encode is None
+        assert serializer.dumps({"a": [1, "é"]}) == '{"a":[1,"é"]}'.encode()
+
+
 class TestNestingDepth:
     @pytest.mark.parametrize("pad", ["", LARGE_PAD], ids=["short", "large"])
     @pytest.mark.parametrize("depth", [1, 7, 8, 9, 40])
