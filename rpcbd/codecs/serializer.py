@@ -368,8 +368,8 @@ class OrjsonSerializer(Serializer):
             value = self._orjson_loads(data)
         except self._decode_error:
             return self._stdlib.loads(data)
-        # One step per 256 bytes: the walk stops well before it costs what the text
-        # search costs (a list of 100,000 numbers goes straight to the search).
+        # At most one step per 256 bytes, so the walk never costs much of what the text
+        # search would (a long list of numbers is summed in C instead of walked).
         if _may_hold_big_integer(value, len(data) >> 8) and (
             data.translate(_DIGITS_TO_ZERO).find(_LONG_RUN) >= 0
         ):
