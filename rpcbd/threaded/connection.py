@@ -885,30 +885,36 @@ class Connection(ConnectionBase):
             return timeout  # already reading (a handler on the reader thread): wait as before
         deadline = None if timeout is None else time.monotonic() + timeout
         self._has_called = True  # the reader thread leaves the reading to callers now
+        wakeup = None
         with self._lock:
-            took = self._duty is None and self._endpoint.state is State.OPEN
-            if took:
+            if self._duty is None and self._endpoint.state is State.OPEN:
                 self._take_duty()
                 if self._wakeup is None:
                     self._wakeup = _nonblocking_socketpair()
+                wakeup = self._wakeup
                 self._future_reader = future
-        if took:
+        if wakeup is not None:
             try:
-                self._read_until_done(future, deadline)
+                self._read_until_done(future, deadline, wakeup)
             finally:
                 self._future_reader = None
                 self._release_duty()
         return None if deadline is None else max(0.0, deadline - time.monotonic())
 
-    def _read_until_done(self, future: _CallFuture, deadline: float | None) -> None:
+    def _read_until_done(
+        self,
+        future: _CallFuture,
+        deadline: float | None,
+        wakeup: tuple[socket.socket, socket.socket],
+    ) -> None:
         """Holding read duty: read until ``future`` is done, the connection closes,
         ``deadline`` passes, or the call's own timer is due (it completes the future
-        with RpcTimeoutError from the timer thread)."""
+        with RpcTimeoutError from the timer thread). A byte on ``wakeup`` (a cancel)
+        makes it look at the future again."""
         endpoint = self._endpoint
-        wakeup = self._wakeup
         transport_fd = self._transport.fileno()
-        if wakeup is None or transport_fd is None:
-            return
+        if transport_fd is None:
+            return  # (a transport of the user's that no longer has one: wait as before)
         while not future.done() and endpoint.state is State.OPEN:
             limit = deadline
             expires_at = future.expires_at
