@@ -83,3 +83,19 @@ def apply(names: list[str]) -> None:
     """Apply the named experiments (in a benchmark child process)."""
     for name in names:
         EXPERIMENTS[name]()
+
+
+def no_caller_reads() -> None:
+    """Threaded: every reply comes from the reader thread (callers never read)."""
+    from rpcbd.threaded.connection import Connection
+
+    original = Connection.__init__
+
+    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        original(self, *args, **kwargs)
+        self._caller_reads = False
+
+    Connection.__init__ = __init__  # type: ignore[method-assign]
+
+
+EXPERIMENTS["no_caller_reads"] = no_caller_reads

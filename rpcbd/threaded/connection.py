@@ -99,7 +99,7 @@ class _CallFuture(Future[Any]):
         # without going through the future's condition (see call_future).
         self.cancel_requested = False
         # The connection whose reply completes this future, when a thread waiting in
-        # result() or exception() may read that reply itself (see _read_for_future).
+        # result() or exception() may read that reply itself (see _await_future).
         self.connection: Connection | None = None
         # When the call's timeout timer fires (time.monotonic()), if it has one.
         self.expires_at: float | None = None
@@ -117,13 +117,13 @@ class _CallFuture(Future[Any]):
     def result(self, timeout: float | None = None) -> Any:
         connection = self.connection
         if connection is not None and not self.done():
-            timeout = connection._read_for_future(self, timeout)
+            return connection._await_future(self, timeout, Future.result)
         return super().result(timeout)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         connection = self.connection
         if connection is not None and not self.done():
-            timeout = connection._read_for_future(self, timeout)
+            return connection._await_future(self, timeout, Future.exception)  # type: ignore[no-any-return]
         return super().exception(timeout)
 
 
@@ -328,6 +328,11 @@ class Connection(ConnectionBase):
         # read duty mutes it (see _Readiness), and the one releasing duty unmutes it.
         self._readiness = None if fd is None else _Readiness(fd)
         self._muted = False
+        # Callers waiting for a reply that another thread reads for them. While any
+        # wait, a caller does not take read duty: with several callers the reader
+        # thread serving all of them costs fewer thread switches than duty passing
+        # from caller to caller (see _may_take_duty).
+        self._queued_callers = 0
         # A thread reading on behalf of a future (in its result()), and the socket pair
         # that wakes it when that future is cancelled meanwhile; made on first use.
         self._future_reader: _CallFuture | None = None
@@ -498,6 +503,20 @@ class Connection(ConnectionBase):
         Free when nobody waits, which is the common case on the hot path."""
         if self._sleepers:
             self._cond.notify_all()
+
+    def _may_take_duty(self) -> bool:
+        """Called holding ``_lock`` by a caller about to wait for its reply: whether it
+        should read the reply itself.
+
+        Only when nobody holds duty and no other caller waits for a reply. A lone caller
+        reading its own reply saves the hand-off from the reader thread; but when several
+        wait, the one reading would release duty at its own reply and the next would
+        take it, muting and unmuting the reader thread each time, while the others are
+        woken all the same: there the reader thread serves everyone with fewer switches.
+        """
+        return (
+            self._duty is None and not self._queued_callers and self._endpoint.state is State.OPEN
+        )
 
     def _take_duty(self) -> None:
         """Called holding ``_lock`` by a caller about to read its own reply."""
@@ -837,15 +856,21 @@ class Connection(ConnectionBase):
             except queue.Empty:
                 pass
             with self._lock:
-                took = self._duty is None and self._endpoint.state is State.OPEN
+                took = self._may_take_duty()
                 if took:
                     self._take_duty()
+                else:
+                    self._queued_callers += 1
             remaining = None if deadline is None else deadline - time.monotonic()
             if not took:
                 # Someone else reads; they hand our reply over.
-                if remaining is None:
-                    return replies.get()
-                return replies.get(timeout=max(0.0, remaining))
+                try:
+                    if remaining is None:
+                        return replies.get()
+                    return replies.get(timeout=max(0.0, remaining))
+                finally:
+                    with self._lock:
+                        self._queued_callers -= 1
             if not self._read_holding_duty(replies, deadline):
                 return replies.get_nowait()  # at the deadline: queue.Empty if nothing came
 
@@ -871,35 +896,49 @@ class Connection(ConnectionBase):
             self._release_duty()
         return True
 
-    def _read_for_future(self, future: _CallFuture, timeout: float | None) -> float | None:
-        """``future.result(timeout)`` of a call of ours that is not done: read from the
-        transport in this thread until it is, if no other thread holds read duty, so
-        the reply needs no hand-off from the reader thread (as for a blocking call).
+    def _await_future(
+        self,
+        future: _CallFuture,
+        timeout: float | None,
+        outcome: Callable[[Future[Any], float | None], Any],
+    ) -> Any:
+        """``future.result(timeout)`` (``outcome`` is ``Future.result``, or
+        ``Future.exception``) of a call of ours that is not done.
 
-        Returns what is left of ``timeout`` for the future's own wait, which follows:
-        it returns at once when the future is done, and otherwise waits for the thread
-        that does the reading (the reader thread, or another caller).
+        If this thread may read (see _may_take_duty), it reads from the transport until
+        the future is done, so the reply needs no hand-off from the reader thread (as for
+        a blocking call). Either way ``outcome`` then waits for what is left: it returns
+        at once when the future is done, and otherwise waits for the thread that does
+        the reading (the reader thread, or another caller).
         """
         current = threading.current_thread()
         if current is self._reader or current is self._duty:
-            return timeout  # already reading (a handler on the reader thread): wait as before
+            # Already reading (a handler on the reader thread): wait as before.
+            return outcome(future, timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         self._has_called = True  # the reader thread leaves the reading to callers now
         wakeup = None
         with self._lock:
-            if self._duty is None and self._endpoint.state is State.OPEN:
+            if self._may_take_duty():
                 self._take_duty()
                 if self._wakeup is None:
                     self._wakeup = _nonblocking_socketpair()
                 wakeup = self._wakeup
                 self._future_reader = future
-        if wakeup is not None:
+            else:
+                self._queued_callers += 1
+        if wakeup is None:
             try:
-                self._read_until_done(future, deadline, wakeup)
+                return outcome(future, timeout)
             finally:
-                self._future_reader = None
-                self._release_duty()
-        return None if deadline is None else max(0.0, deadline - time.monotonic())
+                with self._lock:
+                    self._queued_callers -= 1
+        try:
+            self._read_until_done(future, deadline, wakeup)
+        finally:
+            self._future_reader = None
+            self._release_duty()
+        return outcome(future, None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def _read_until_done(
         self,

@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 import types
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -231,6 +232,80 @@ class TestReadDuty:
         assert [connection.request.add(i, 1) for i in range(50)] == list(range(1, 51))
         assert connection.request.ask_back(3) == ["client", 3]
         assert connection.request("add", timeout=5)(2, 2) == 4
+
+    @pytest.fixture
+    def held(
+        self, client_peer: ThreadedPeer
+    ) -> Iterator[tuple[Connection, dict[str, threading.Event]]]:
+        """A connection to a server whose ``hold(key)`` answers once ``key`` is released."""
+        gates: dict[str, threading.Event] = {}
+
+        class Gates(Handler):
+            def hold(self, key: str) -> str:  # (may block: runs on the worker pool)
+                assert gates[key].wait(10)
+                return key
+
+        server = ThreadedPeer(default_handler=Gates)
+        try:
+            connection = client_peer.connect(server.listen("tcp://127.0.0.1:0").url)
+            # One call first: the reader thread then waits for input without holding
+            # duty (a connection that never called blocks in read() holding it).
+            gates["warm"] = threading.Event()
+            gates["warm"].set()
+            assert connection.request.hold("warm") == "warm"
+            assert wait_until(lambda: connection._duty is None)
+            yield connection, gates
+        finally:
+            for gate in gates.values():
+                gate.set()
+            server.shutdown()
+
+    @staticmethod
+    def _call_in_thread(call: Callable[[], Any], results: list[Any]) -> threading.Thread:
+        thread = threading.Thread(target=lambda: results.append(call()))
+        thread.start()
+        return thread
+
+    @pytest.mark.parametrize("how", ["request", "future"])
+    def test_a_caller_leaves_the_reading_to_the_reader_thread_while_another_waits(
+        self, held: tuple[Connection, dict[str, threading.Event]], how: str
+    ) -> None:
+        # Several callers waiting: the reader thread serves them all, instead of read
+        # duty passing from caller to caller (and the reader thread being muted and
+        # unmuted each time).
+        connection, gates = held
+        for key in "abc":
+            gates[key] = threading.Event()
+        results: list[Any] = []
+        first = self._call_in_thread(lambda: connection.request.hold("a"), results)
+        assert wait_until(lambda: connection._duty is first), "a lone caller reads itself"
+        second = self._call_in_thread(lambda: connection.request.hold("b"), results)
+        assert wait_until(lambda: connection._queued_callers == 1)
+        gates["a"].set()
+        first.join(10)
+        assert results == ["a"]
+        # The first caller released duty at its reply; the second still waits.
+        assert wait_until(lambda: connection._duty is None)
+        if how == "request":
+            third = self._call_in_thread(lambda: connection.request.hold("c"), results)
+        else:
+            future = connection.future.hold("c")
+            third = self._call_in_thread(lambda: future.result(10), results)
+        assert wait_until(lambda: connection._queued_callers == 2), "the third caller read"
+        assert connection._duty is not third
+        gates["c"].set()
+        third.join(10)
+        gates["b"].set()
+        second.join(10)
+        assert results == ["a", "c", "b"]
+        assert connection._queued_callers == 0
+        # Alone again: the next caller reads its own reply.
+        gates["d"] = threading.Event()
+        fourth = self._call_in_thread(lambda: connection.request.hold("d"), results)
+        assert wait_until(lambda: connection._duty is fourth)
+        gates["d"].set()
+        fourth.join(10)
+        assert results[-1] == "d"
 
 
 class TestFutureReadsItsOwnReply:
