@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from rpcbd._compiled import mypyc_attr
 from rpcbd.typing import Params
 
 __all__ = ["MethodProxy", "make_params"]
@@ -37,6 +38,9 @@ def make_params(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Params:
     return list(args) if args else None
 
 
+# Compiled (mypyc), still a regular Python class: child proxies are cached in the instance
+# dictionary (see __getattr__), which a native class has not.
+@mypyc_attr(native_class=False)
 class MethodProxy:
     """Builds a method name from attribute access; calling it invokes the method.
 
@@ -44,26 +48,25 @@ class MethodProxy:
     with per-call options.
     """
 
-    __slots__ = ("_children", "_invoke", "_name", "_options")
+    __slots__ = ("__dict__", "_invoke", "_name", "_options")
 
     def __init__(self, invoke: Invoker, name: str = "", options: dict[str, Any] | None = None):
         self._invoke = invoke
         self._name = name
         self._options = options or {}
-        # Child proxies by attribute name: `connection.request.echo(x)` in a loop builds
-        # the `echo` proxy once, not once per call.
-        self._children: dict[str, MethodProxy] = {}
 
     def __getattr__(self, name: str) -> MethodProxy:
-        child = self._children.get(name)
-        if child is not None:
-            return child
+        # Only a name that ordinary lookup does not find gets here. Its child proxy is
+        # kept in the instance dictionary, so `connection.request.echo(x)` in a loop finds
+        # `echo` by ordinary lookup from then on: neither this call nor the AttributeError
+        # the failed lookup raises first (about 390 ns down to 10 per call).
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)  # keep copy, pickle and friends from probing
         full = f"{self._name}.{name}" if self._name else name
         child = MethodProxy(self._invoke, full, self._options)
-        if len(self._children) < _MAX_CACHED_CHILDREN:
-            self._children[name] = child
+        cached = self.__dict__
+        if len(cached) < _MAX_CACHED_CHILDREN:  # (names generated without end are not kept)
+            cached[name] = child
         return child
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -33,6 +33,18 @@ def test_child_proxies_are_built_once() -> None:
     proxy.echo(1)
     proxy.echo(2)
     assert [call[:2] for call in calls] == [("echo", (1,)), ("echo", (2,))]
+    # Kept where ordinary attribute lookup finds it: no __getattr__ call the next time.
+    assert vars(proxy)["echo"] is proxy.echo
+
+
+def test_internal_attribute_names_are_not_method_names_but_others_are() -> None:
+    proxy, calls = recorder()
+    # As before the cache: a name the proxy itself has is its own attribute; every other
+    # name (a leading underscore or not) is a method.
+    assert proxy._name == ""
+    assert proxy._private_method() == "_private_method"
+    assert proxy.result() == "result"
+    assert [call[0] for call in calls] == ["_private_method", "result"]
 
 
 def test_option_proxies_keep_their_options_on_cached_children() -> None:
@@ -51,14 +63,14 @@ def test_cache_is_bounded_for_generated_names() -> None:
         getattr(proxy, f"m{i}")()
     assert len(calls) == _MAX_CACHED_CHILDREN + 50
     assert calls[-1][0] == f"m{_MAX_CACHED_CHILDREN + 49}"
-    assert len(proxy._children) == _MAX_CACHED_CHILDREN
+    assert len(vars(proxy)) == _MAX_CACHED_CHILDREN
 
 
 def test_dunder_probes_are_refused() -> None:
     proxy, _ = recorder()
     with pytest.raises(AttributeError):
         proxy.__deepcopy__  # noqa: B018
-    assert "__deepcopy__" not in proxy._children
+    assert "__deepcopy__" not in vars(proxy)
 
 
 def test_make_params() -> None:
