@@ -23,7 +23,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import _base as futures_base
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +78,10 @@ __all__ = ["AsyncProxy", "BatchedCallsProxy", "Connection", "RemoteCallback"]
 log = logging.getLogger("rpcbd")
 
 
+_FINISHED = futures_base.FINISHED
+_DONE_STATES = (futures_base.CANCELLED, futures_base.CANCELLED_AND_NOTIFIED, _FINISHED)
+
+
 def _nonblocking_socketpair() -> tuple[socket.socket, socket.socket]:
     pair = socket.socketpair()
     for end in pair:
@@ -114,15 +119,25 @@ class _CallFuture(Future[Any]):
                 self.connection._wake_future_reader(self)
         return cancelled
 
+    # The future's state is read without its condition where only a finished or
+    # cancelled state matters: set_result() and friends store the state last, under the
+    # condition, and a finished future never changes again (one attribute read is atomic).
+
+    def done(self) -> bool:
+        return self._state in _DONE_STATES
+
     def result(self, timeout: float | None = None) -> Any:
+        state = self._state
+        if state == _FINISHED and self._exception is None:
+            return self._result  # the common case: no lock
         connection = self.connection
-        if connection is not None and not self.done():
+        if connection is not None and state not in _DONE_STATES:
             return connection._await_future(self, timeout, Future.result)
         return super().result(timeout)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         connection = self.connection
-        if connection is not None and not self.done():
+        if connection is not None and self._state not in _DONE_STATES:
             return connection._await_future(self, timeout, Future.exception)  # type: ignore[no-any-return]
         return super().exception(timeout)
 
@@ -242,11 +257,13 @@ class _Waiter:
             self.queue.put((ok, value))
             return
         assert self.future is not None
-        with contextlib.suppress(Exception):  # the user may have cancelled the future
+        try:  # (not contextlib.suppress: this runs once per reply)
             if ok:
                 self.future.set_result(value)
             else:
                 self.future.set_exception(value)
+        except InvalidStateError:
+            pass  # the user cancelled the future
 
 
 # Compiled (mypyc), still a regular Python class: connections stay weak-referenceable and

@@ -402,6 +402,24 @@ class TestFutureReadsItsOwnReply:
         waiter.join(10)
         assert len(outcome) == 1 and isinstance(outcome[0], ConnectionClosedError)
 
+    def test_a_finished_future_answers_without_its_condition(self, connection: Connection) -> None:
+        # result() and done() of a finished call read its state without the future's
+        # lock (once per call in a loop keeping calls in flight); errors still raise.
+        class Unusable:
+            def __getattr__(self, name: str) -> Any:
+                raise AssertionError(f"the condition was used ({name})")
+
+        future = connection.future.add(1, 2)
+        assert future.result(10) == 3
+        failed = connection.future.fail(7, "seven")
+        assert isinstance(failed.exception(10), RpcError)
+        future._condition = Unusable()
+        assert future.done()
+        assert future.result() == 3
+        assert failed.done()
+        with pytest.raises(RpcError, match="seven"):
+            failed.result()
+
     def test_many_futures_in_flight_from_several_threads(self, connection: Connection) -> None:
         results: dict[int, list[Any]] = {}
 
