@@ -82,6 +82,16 @@ _FINISHED = futures_base.FINISHED
 _DONE_STATES = (futures_base.CANCELLED, futures_base.CANCELLED_AND_NOTIFIED, _FINISHED)
 
 
+def _holds_no_callable(params: Params) -> bool:
+    """Whether ``params`` (a list or a dict) certainly holds no implicit callback: the
+    common case, told in C without a call of _export_callbacks."""
+    if type(params) is list:
+        return not any(map(callable, params))
+    if type(params) is dict:
+        return not any(map(callable, params.values()))
+    return True  # anything else _export_callbacks leaves as it is
+
+
 def _nonblocking_socketpair() -> tuple[socket.socket, socket.socket]:
     pair = socket.socketpair()
     for end in pair:
@@ -99,8 +109,10 @@ class _CallFuture(Future[Any]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.give_up: Callable[[], object] | None = None
-        # Set before cancelling, so the caller that sets give_up afterwards can tell
+        # The connection that sent the call, and the call's id: cancelling gives it up.
+        self.caller: Connection | None = None
+        self.call_id: RequestId = None
+        # Set before cancelling, so the caller that sets `caller` afterwards can tell
         # without going through the future's condition (see call_future).
         self.cancel_requested = False
         # The connection whose reply completes this future, when a thread waiting in
@@ -113,8 +125,8 @@ class _CallFuture(Future[Any]):
         self.cancel_requested = True
         cancelled = super().cancel()
         if cancelled:
-            if self.give_up is not None:
-                self.give_up()  # $/cancelRequest, and a late reply is dropped
+            if self.caller is not None:
+                self.caller._give_up(self.call_id)  # $/cancelRequest; a late reply is dropped
             if self.connection is not None:
                 self.connection._wake_future_reader(self)
         return cancelled
@@ -733,8 +745,10 @@ class Connection(ConnectionBase):
             endpoint = self._endpoint
             if endpoint.state is not State.OPEN:
                 raise ConnectionClosedError(f"connection to {self.description} is closed")
-            self._wait_for_call_room(1)
-            params = self._export_callbacks(params, waiter)
+            if endpoint.calls_in_flight >= endpoint._max_calls_in_flight:
+                self._wait_for_call_room(1)
+            if params is not None and not _holds_no_callable(params):
+                params = self._export_callbacks(params, waiter)
             try:
                 id = endpoint.send_request(method, params)
             except BaseException:
@@ -745,7 +759,8 @@ class Connection(ConnectionBase):
                 self._wake()  # a call of ours in flight: the reader must read
             output = self._take_output()
         self._write_taken(output)
-        self._wait_for_room()
+        if self._endpoint.bytes_to_send > HIGH_WATER:
+            self._wait_for_room()
         return id
 
     def _wait_for_call_room(self, calls: int) -> None:
@@ -1043,10 +1058,12 @@ class Connection(ConnectionBase):
             # Its callbacks would complete the future on the worker pool, after the
             # reply is read: a thread reading for it could wait for bytes that never come.
             future.connection = self
-        self._arm_timer(id, waiter)
-        future.give_up = partial(self._give_up, id)
+        if waiter.timeout is not None:
+            self._arm_timer(id, waiter)
+        future.call_id = id
+        future.caller = self
         if future.cancel_requested:
-            self._give_up(id)  # cancelled by another thread before give_up was set
+            self._give_up(id)  # cancelled by another thread before `caller` was set
         return future
 
     def _arm_timer(self, id: RequestId, waiter: _Waiter) -> None:
@@ -1102,7 +1119,8 @@ class Connection(ConnectionBase):
             for (method, _, expects_reply), id in zip(entries, ids, strict=True):
                 if expects_reply:
                     future = _CallFuture()
-                    future.give_up = partial(self._give_up, id)
+                    future.call_id = id
+                    future.caller = self
                     if self._caller_reads:
                         future.connection = self
                     waiter = _Waiter(method, future)
