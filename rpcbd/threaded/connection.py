@@ -593,12 +593,18 @@ class Connection(ConnectionBase):
                 events = self._events_received()
                 if self._room_waiters and endpoint.can_send_request:
                     self._wake()
-            if self._partial_timeout is not None:
+            # (The conditions in front save a call each in the common case: nothing
+            # half-received, nothing to write.)
+            if self._partial_timeout is not None and (
+                self._partial_timer is not None or endpoint.partial_message_pending
+            ):
                 self._watch_partial_message()
-            self._flush()
+            if endpoint.bytes_to_send:
+                self._flush()
             if events:
                 self._dispatch(events)
-                self._flush()  # the replies of inline handlers, in one write
+                if endpoint.bytes_to_send:
+                    self._flush()  # the replies of inline handlers, in one write
         finally:
             if release:
                 self._release_duty()
@@ -911,7 +917,7 @@ class Connection(ConnectionBase):
         ``deadline`` passes (False); then release read duty. Keeping duty between chunks
         (a large reply comes in several) saves waking the reader thread for each."""
         endpoint = self._endpoint
-        fd = self._transport.fileno()
+        fd = None if deadline is None else self._transport.fileno()
         try:
             # Checked before the first read too: the last holder of duty may have
             # delivered our reply after the caller last looked, and reading then would
