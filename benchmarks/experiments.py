@@ -99,3 +99,17 @@ def no_caller_reads() -> None:
 
 
 EXPERIMENTS["no_caller_reads"] = no_caller_reads
+
+
+def no_big_integer_check() -> None:
+    """Large texts parsed by orjson alone: what the exact-big-integer check costs (unsafe:
+    integers beyond 64 bits would come back as floats)."""
+    from rpcbd.codecs.serializer import OrjsonSerializer
+
+    def _loads_large(self: OrjsonSerializer, data: bytes) -> object:
+        return self._orjson_loads(data)
+
+    OrjsonSerializer._loads_large = _loads_large  # type: ignore[assignment]
+
+
+EXPERIMENTS["no_big_integer_check"] = no_big_integer_check

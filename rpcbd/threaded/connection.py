@@ -1033,13 +1033,15 @@ class Connection(ConnectionBase):
 
     def send_notification(self, method: str, params: Params = None) -> None:
         """Send a notification (no reply). Raises ConnectionClosedError if closed."""
+        endpoint = self._endpoint
         with self._lock:
-            if self._endpoint.state is not State.OPEN:
+            if endpoint.state is not State.OPEN:
                 raise ConnectionClosedError(f"connection to {self.description} is closed")
-            self._endpoint.send_notification(method, params)
+            endpoint.send_notification(method, params)
             output = self._take_output()
         self._write_taken(output)
-        self._wait_for_room()
+        if endpoint.bytes_to_send > HIGH_WATER:
+            self._wait_for_room()
 
     def _invoke_future(
         self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
