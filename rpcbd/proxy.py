@@ -59,7 +59,7 @@ class MethodProxy:
         # Only a name that ordinary lookup does not find gets here. Its child proxy is
         # kept in the instance dictionary, so `connection.request.echo(x)` in a loop finds
         # `echo` by ordinary lookup from then on: neither this call nor the AttributeError
-        # the failed lookup raises first (about 390 ns down to 10 per call).
+        # the failed lookup raises first (about 390 ns down to 30 per call).
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)  # keep copy, pickle and friends from probing
         full = f"{self._name}.{name}" if self._name else name

@@ -772,12 +772,15 @@ class AsyncConnection(ConnectionBase):
         return await self._call(method, make_params(args, kwargs), timeout)
 
     async def _call(self, method: str, params: Params, timeout: Any) -> Any:
-        self._check_loop("await conn.request")
+        # (Conditions in front of calls that return at once in the common case: this
+        # runs once per request.)
+        if threading.get_ident() != self._loop_thread:
+            self._check_loop("await conn.request")
         waiter = _Waiter(method, self._loop)
         waiter.timeout = self._resolve_timeout(timeout)
         if self._endpoint.calls_in_flight >= self._max_calls or self._room_waiters:
             await self._wait_for_call_room(1)
-        if _holds_callback(params):
+        if params is not None and _holds_callback(params):
             waiter.queue = asyncio.Queue()
         id = self._send_request(method, params, waiter, callbacks=waiter.queue is not None)
         try:
