@@ -113,3 +113,13 @@ def no_big_integer_check() -> None:
 
 
 EXPERIMENTS["no_big_integer_check"] = no_big_integer_check
+
+
+def no_gc() -> None:
+    """The cyclic garbage collector off in every benchmark process (measuring only)."""
+    import gc
+
+    gc.disable()
+
+
+EXPERIMENTS["no_gc"] = no_gc

@@ -79,6 +79,8 @@ DEFAULT_MAX_BATCH_SIZE = 1000
 # Looking a member up on an Enum class costs a metaclass call (about 60 ns on CPython
 # 3.11); the state is compared with OPEN several times per message.
 _OPEN = State.OPEN
+#: No limit on the events one call of events_received() parses.
+_NO_LIMIT = 1 << 60  # (a small int for mypyc, whose tagged ints end at 2**62)
 
 #: ``(direction, payload)``: direction is ``"-->"`` for sent, ``"<--"`` for received.
 TraceHook = Callable[[str, bytes], None]
@@ -564,14 +566,24 @@ class Endpoint:
 
     # -- output ------------------------------------------------------------------------
 
-    def events_received(self) -> list[Event]:
+    def events_received(self, limit: int | None = None) -> list[Event]:
         """Parse what was received and return the events, oldest first.
 
         Also the place where reading resumes after a pause: call it again after answering
         requests when :meth:`wants_data` was false.
+
+        Args:
+            limit: stop parsing once this many events are ready (a batch message can give
+                more); the frames after them stay buffered, and the next call goes on
+                from there, so call again until an empty list comes back. A runtime that
+                dispatches each batch before taking the next keeps the objects of one
+                large read from piling up: every event holds its params until it is
+                dispatched, and CPython's cyclic garbage collector runs whenever
+                allocations outnumber frees by 700. None (the default): every frame
+                received so far.
         """
         if self._state.state is _OPEN:
-            self._process_frames(False)
+            self._process_frames(False, limit)
         events = self._events
         if events:
             self._events = []
@@ -604,15 +616,19 @@ class Endpoint:
 
     # -- internals ---------------------------------------------------------------------
 
-    def _process_frames(self, ignore_bound: bool) -> None:
+    def _process_frames(self, ignore_bound: bool, limit: int | None = None) -> None:
         next_frame = self._deframer.next_frame
         connection = self._state
         incoming = self._incoming
         outgoing = self._outgoing
         bound = self._max_pending_requests
+        events = self._events
+        most = _NO_LIMIT if limit is None else limit
         while connection.state is _OPEN:
             if not ignore_bound and len(incoming) >= bound and not outgoing:
                 return  # paused: the rest stays in the deframer until replies free room
+            if len(events) >= most:
+                return  # a batch is ready (events_received's limit)
             frame = next_frame()
             if frame is None:
                 return

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from rpcbd import Handler, willnotblock
 from rpcbd.aio import AsyncConnection, AsyncPeer
-from rpcbd.aio.connection import BURST_WRITE
+from rpcbd.aio.connection import BURST_WRITE, EVENT_BATCH
 from rpcbd.aio.transports import (
     SocketTransport,
     StreamTransport,
@@ -473,5 +473,47 @@ def test_sockets_push_data() -> None:
         sock_b.close()
         assert await asyncio.wait_for(transport.read(), 5) is None
         await transport.aclose()
+
+    run_async(main)
+
+
+@pytest.mark.parametrize("push", [True, False])
+@pytest.mark.parametrize("inline", [True, False])
+def test_a_read_of_many_messages_is_dispatched_in_batches(push: bool, inline: bool) -> None:
+    """More messages in one read than EVENT_BATCH: the connection takes them from the
+    endpoint a batch at a time, and every one is served, in order."""
+    kinds = ["request" if i % 3 == 0 else "notification" for i in range(5 * EVENT_BATCH + 7)]
+    stream = b"".join(
+        (request(i, "echo", i) if kind == "request" else notification("note", i)) + b"\n"
+        for i, kind in enumerate(kinds)
+    )
+    expected = [
+        {"jsonrpc": "2.0", "id": i, "result": i}
+        for i, kind in enumerate(kinds)
+        if kind == "request"
+    ]
+
+    async def main() -> None:
+        async with AsyncPeer(default_handler=Inline if inline else Async) as peer:
+            assert await _replies(peer, [stream], [False], push, len(expected)) == expected
+
+    run_async(main)
+
+
+def test_after_a_read_of_whole_messages_no_partial_message_is_watched() -> None:
+    """The slow-sender timer is decided after the dispatch, when every whole frame has
+    been taken: frames left for the next batch are not a message half received."""
+
+    async def main() -> None:
+        async with AsyncPeer(default_handler=Inline, partial_message_timeout=30) as peer:
+            protocol, fake, transport = fake_socket()
+            conn = await peer.connect_transport(transport)
+            count = 3 * EVENT_BATCH
+            protocol.data_received(b"".join(request(i, "echo", i) + b"\n" for i in range(count)))
+            await wait_until(lambda: len(lines(fake.wire)) >= count)
+            assert conn._partial_timer is None
+            protocol.data_received(request(count, "echo", count)[:10])  # half a message
+            await wait_until(lambda: conn._partial_timer is not None)
+            await conn.aclose()
 
     run_async(main)

@@ -1126,3 +1126,26 @@ class TestMoreLimits:
         assert isinstance(bad, InvalidMessageReceived) and bad.fatal
         assert isinstance(closed, ConnectionClosed) and closed.failed_calls == (id,)
         assert endpoint.state is State.CLOSED
+
+
+class TestEventsInBatches:
+    def test_a_limit_cuts_the_events_of_one_read_into_batches(self) -> None:
+        endpoint = Endpoint()
+        endpoint.receive_data(
+            b"".join(b'{"jsonrpc":"2.0","method":"tick","params":[%d]}\n' % i for i in range(10))
+        )
+        batches = []
+        while batch := endpoint.events_received(4):
+            batches.append([event.params for event in batch])  # type: ignore[attr-defined]
+        assert batches == [[[0], [1], [2], [3]], [[4], [5], [6], [7]], [[8], [9]]]
+        assert endpoint.wants_data()
+
+    def test_a_batch_message_is_never_split(self) -> None:
+        # The limit stops parsing between messages; one JSON-RPC batch gives all its events.
+        endpoint = Endpoint()
+        batch = b",".join(b'{"jsonrpc":"2.0","method":"n%d"}' % i for i in range(5))
+        endpoint.receive_data(b"[" + batch + b']\n{"jsonrpc":"2.0","method":"after"}\n')
+        first = endpoint.events_received(2)
+        assert [event.method for event in first] == ["n0", "n1", "n2", "n3", "n4"]  # type: ignore[attr-defined]
+        assert [event.method for event in endpoint.events_received(2)] == ["after"]  # type: ignore[attr-defined]
+        assert endpoint.events_received(2) == []

@@ -379,3 +379,43 @@ def test_random_input_sequences_follow_the_transition_table(inputs: list[Input])
     assert len(closed) == (1 if model is State.CLOSED else 0)
     if closed:
         assert events[-1] is closed[0]  # always the last event
+
+
+def _drained(endpoint: Endpoint, limit: int | None) -> list[Event]:
+    """Every event ready now, taken ``limit`` at a time (as a runtime that dispatches
+    each batch before the next one takes them)."""
+    if limit is None:
+        return endpoint.events_received()
+    events: list[Event] = []
+    while batch := endpoint.events_received(limit):
+        events += batch
+    return events
+
+
+@pytest.mark.parametrize("framing", sorted(FRAMINGS))
+@settings(max_examples=40, deadline=None)
+@given(
+    chunks=st.lists(st.one_of(GARBAGE, FRAGMENTS), min_size=1, max_size=8),
+    limit=st.integers(1, 4),
+    eof=st.booleans(),
+)
+def test_events_taken_a_few_at_a_time_are_the_same_events(
+    framing: str, chunks: list[bytes], limit: int, eof: bool
+) -> None:
+    """events_received(limit) only cuts the same stream of events into batches: the
+    events, their order and every byte sent back are those of taking all at once."""
+    outcomes = []
+    for batch_size in (None, limit):
+        endpoint = Endpoint(framing=framing, max_message_size=64, max_pending_requests=3)
+        events: list[Event] = []
+        for chunk in chunks:
+            if endpoint.close_expected():
+                break
+            endpoint.receive_data(chunk)
+            events += _drained(endpoint, batch_size)
+        if eof:
+            endpoint.receive_eof()
+            events += _drained(endpoint, batch_size)
+        # (Exceptions inside events compare by identity: compare their reprs.)
+        outcomes.append(([repr(event) for event in events], endpoint.data_to_send()))
+    assert outcomes[0] == outcomes[1]
