@@ -45,6 +45,7 @@ from rpcbd._compiled import mypyc_attr
 from rpcbd.aio.callbacks import AsyncRemoteCallback
 from rpcbd.calls import (
     CLOSE_FLUSH_TIMEOUT,
+    EVENT_BATCH,
     HIGH_WATER,
     BatchBuilder,
     ConnectionBase,
@@ -100,13 +101,6 @@ log = logging.getLogger("rpcbd")
 #: loop, or one task sending many) written without waiting for the end of the turn; see
 #: :meth:`AsyncConnection._flush`.
 BURST_WRITE = 2048
-
-#: Events taken from the endpoint and dispatched at a time (see
-#: :meth:`Endpoint.events_received`): one read can hold thousands of small messages, and
-#: parsed all at once their objects would outnumber the frees by enough to wake CPython's
-#: cyclic garbage collector several times per read (8 % of a notification flood's CPU on
-#: the server).
-EVENT_BATCH = 64
 
 
 class _Waiter:

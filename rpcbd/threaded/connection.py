@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from rpcbd._compiled import mypyc_attr
 from rpcbd.calls import (
     CLOSE_FLUSH_TIMEOUT,
+    EVENT_BATCH,
     HIGH_WATER,
     BatchBuilder,
     ConnectionBase,
@@ -506,13 +507,15 @@ class Connection(ConnectionBase):
         return False
 
     def _events_received(self) -> list[Event]:
-        """Called holding ``_lock``: the endpoint's events, noting whether it stopped
-        short of the frames it holds (the peer's unanswered requests at their bound)."""
+        """Called holding ``_lock``: the endpoint's next events, at most about EVENT_BATCH
+        of them (see Endpoint.events_received), noting whether it stopped short of the
+        frames it holds: after a full batch, or at the bound of the peer's unanswered
+        requests."""
         endpoint = self._endpoint
-        events = endpoint.events_received()
-        # The endpoint only leaves frames unparsed while it does not want data, so this
-        # is true whenever frames are held (and sometimes when none are).
-        self._frames_held = not endpoint.wants_data()
+        events = endpoint.events_received(EVENT_BATCH)
+        # The endpoint only leaves frames unparsed after a full batch or while it does not
+        # want data, so this is true whenever frames are held (and sometimes when none are).
+        self._frames_held = len(events) >= EVENT_BATCH or not endpoint.wants_data()
         return events
 
     def _events_held(self) -> list[Event]:
@@ -593,18 +596,28 @@ class Connection(ConnectionBase):
                 events = self._events_received()
                 if self._room_waiters and endpoint.can_send_request:
                     self._wake()
-            # (The conditions in front save a call each in the common case: nothing
-            # half-received, nothing to write.)
+            # (The conditions in front save a call each in the common case: nothing to
+            # write, nothing half received.)
+            if endpoint.bytes_to_send:
+                self._flush()
+            while events:
+                self._dispatch(events)
+                if endpoint.bytes_to_send:
+                    self._flush()  # the replies of inline handlers, one write per batch
+                if not self._frames_held:
+                    break
+                # The frames after a full batch (or held at the bound, if the dispatch
+                # answered some): no read may come to ask for them.
+                with self._lock:
+                    events = self._events_received()
+                    if self._room_waiters and endpoint.can_send_request:
+                        self._wake()
+            # After the dispatch, when every whole frame has been taken: what the endpoint
+            # still holds is a frame half received (or frames held back at the bound).
             if self._partial_timeout is not None and (
                 self._partial_timer is not None or endpoint.partial_message_pending
             ):
                 self._watch_partial_message()
-            if endpoint.bytes_to_send:
-                self._flush()
-            if events:
-                self._dispatch(events)
-                if endpoint.bytes_to_send:
-                    self._flush()  # the replies of inline handlers, in one write
         finally:
             if release:
                 self._release_duty()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import logging
 import queue
 import select
@@ -30,6 +31,7 @@ from rpcbd import (
     TransportError,
     willnotblock,
 )
+from rpcbd.calls import EVENT_BATCH
 from rpcbd.threaded.connection import Connection
 
 from .helpers import Custom, Service, patches_connection_globals, wait_until
@@ -600,3 +602,40 @@ def test_reader_thread_error_is_clear() -> None:
     finally:
         a.shutdown()
         b.shutdown()
+
+
+class TestManyMessagesInOneRead:
+    """More messages in one read than EVENT_BATCH: the reader takes them from the
+    endpoint a batch at a time (see Endpoint.events_received) and serves every one."""
+
+    @staticmethod
+    def _stream(count: int) -> tuple[bytes, list[Any]]:
+        messages, replies = [], []
+        for i in range(count):
+            if i % 3 == 0:
+                messages.append(b'{"jsonrpc":"2.0","id":%d,"method":"echo","params":[%d]}' % (i, i))
+                replies.append({"jsonrpc": "2.0", "id": i, "result": i})
+            else:
+                messages.append(b'{"jsonrpc":"2.0","method":"echo","params":[%d]}' % i)
+        return b"\n".join(messages) + b"\n", replies
+
+    def test_every_message_is_served_in_order(self) -> None:
+        peer = ThreadedPeer(default_handler=Service, partial_message_timeout=30)
+        try:
+            listener = peer.listen("tcp://127.0.0.1:0")
+            stream, expected = self._stream(5 * EVENT_BATCH + 7)
+            with socket.create_connection(("127.0.0.1", listener.port), timeout=10) as sock:
+                sock.sendall(stream)
+                received = b""
+                while received.count(b"\n") < len(expected):
+                    chunk = sock.recv(65536)
+                    assert chunk, "the server closed the connection"
+                    received += chunk
+                assert [json.loads(line) for line in received.splitlines()] == expected
+                # Every whole frame was taken: no slow-sender timer runs.
+                (server_side,) = peer.connections
+                assert server_side._partial_timer is None
+                sock.sendall(b'{"jsonrpc":"2.0","id":1,"me')  # half a message
+                assert wait_until(lambda: server_side._partial_timer is not None)
+        finally:
+            peer.shutdown()
