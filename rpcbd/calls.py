@@ -107,7 +107,9 @@ class RemoteCallbackBase(str):
 
 
 class _HasCallbacks(Protocol):
-    callbacks: list[str]
+    # A call starts with the empty tuple (shared: no object made per call); the first
+    # callback exported makes it a list.
+    callbacks: list[str] | tuple[()]
 
 
 class _Peer(Protocol):
@@ -158,7 +160,10 @@ class ConnectionBase:
         if not is_callback(value):
             return value
         name = f"{CALLBACK_PREFIX}{uuid.uuid4()}"
-        waiter.callbacks.append(name)
+        if isinstance(waiter.callbacks, list):
+            waiter.callbacks.append(name)
+        else:
+            waiter.callbacks = [name]
         self._callbacks[name] = (waiter, value)
         return name
 

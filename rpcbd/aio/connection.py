@@ -117,7 +117,9 @@ class _Waiter:
         self.method = method
         self.future: asyncio.Future[Any] = loop.create_future()
         self.queue: asyncio.Queue[Any] | None = None
-        self.callbacks: list[str] = []
+        # Names of this call's implicit callbacks; the empty tuple until the first is
+        # exported (see ConnectionBase._export_one): one object fewer per call in flight.
+        self.callbacks: list[str] | tuple[()] = ()
         self.timer: asyncio.TimerHandle | None = None
         self.timeout: float | None = None
 
@@ -788,6 +790,9 @@ class AsyncConnection(ConnectionBase):
         if params is not None and _holds_callback(params):
             waiter.queue = asyncio.Queue()
         id = self._send_request(method, params, waiter, callbacks=waiter.queue is not None)
+        # Encoded and queued: the params need not live until the reply (a large argument's
+        # memory is freed now, and a call in flight holds one object fewer).
+        del params
         try:
             if self._endpoint.bytes_to_send > HIGH_WATER:
                 await self.drain()  # the transport has no room: wait, not queue more

@@ -235,7 +235,9 @@ class _Waiter:
         self.method = method
         self.future = future
         self.queue: queue.SimpleQueue[Any] | None = None if future else queue.SimpleQueue()
-        self.callbacks: list[str] = []
+        # Names of this call's implicit callbacks; the empty tuple until the first is
+        # exported (see ConnectionBase._export_one): one object fewer per call in flight.
+        self.callbacks: list[str] | tuple[()] = ()
         self.timer: int | None = None
         self.timeout: float | None = None
         self.jobs: deque[Callable[[], None]] | None = None

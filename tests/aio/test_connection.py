@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 from typing import Any
 
 import pytest
@@ -81,6 +82,10 @@ class Server(Handler):
 
     async def crash(self) -> None:
         raise ValueError("secret")
+
+    async def hold(self, value: Any) -> None:
+        self.started.set()
+        await asyncio.Event().wait()
 
     async def wait_forever(self) -> None:
         self.started.set()
@@ -616,5 +621,34 @@ def test_writes_wait_for_a_slow_reader(arun: Any) -> None:
             await peer.shutdown()
             server.close()
             await server.wait_closed()
+
+    arun(main)
+
+
+class _Referable(str):
+    """A string a weak reference can follow."""
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_call_in_flight_does_not_keep_its_arguments(arun: Any, kind: str) -> None:
+    # Once the request is encoded and queued, only its bytes are needed: a large
+    # argument's memory is freed then, not when the reply comes.
+    async def main() -> None:
+        pair = await make_pair(kind, Server, Client)
+        try:
+            argument = _Referable("x" * 100_000)
+            alive = weakref.ref(argument)
+            call = asyncio.create_task(pair.conn.request.hold(argument))
+            del argument
+            server = _instantiate(pair.server_conn, Server)
+            await asyncio.wait_for(server.started.wait(), 5)
+            assert not call.done()
+            still_held = alive() is not None
+            assert not still_held, "the call in flight still holds its argument"
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+        finally:
+            await pair.aclose()
 
     arun(main)
