@@ -791,8 +791,9 @@ class AsyncConnection(ConnectionBase):
             waiter.queue = asyncio.Queue()
         id = self._send_request(method, params, waiter, callbacks=waiter.queue is not None)
         # Encoded and queued: the params need not live until the reply (a large argument's
-        # memory is freed now, and a call in flight holds one object fewer).
-        del params
+        # memory is freed now, and a call in flight holds one object fewer). (Not `del`:
+        # mypyc cannot delete a local.)
+        params = None
         try:
             if self._endpoint.bytes_to_send > HIGH_WATER:
                 await self.drain()  # the transport has no room: wait, not queue more
