@@ -23,6 +23,7 @@ from rpcbd.typing import Params
 
 __all__ = [
     "CLOSE_FLUSH_TIMEOUT",
+    "EVENT_BATCH",
     "HIGH_WATER",
     "USE_DEFAULT",
     "BatchBuilder",
@@ -30,6 +31,7 @@ __all__ = [
     "ConnectionBase",
     "RemoteCallbackBase",
     "fresh_error",
+    "holds_callable",
     "is_callback",
 ]
 
@@ -106,6 +108,17 @@ class RemoteCallbackBase(str):
         return self._connection.request(str(self))(*args, **kwargs)
 
 
+def holds_callable(params: Params) -> bool:
+    """Whether ``params`` (a list, or a dict's values) has a callable: only then can it
+    hold an implicit callback to export. Anything else is sent as it is."""
+    # `any(map(callable, ...))` runs in C: most calls have no callable argument at all.
+    if type(params) is list:
+        return any(map(callable, params))
+    if type(params) is dict:
+        return any(map(callable, params.values()))
+    return False
+
+
 class _HasCallbacks(Protocol):
     # A call starts with the empty tuple (shared: no object made per call); the first
     # callback exported makes it a list.
@@ -145,16 +158,12 @@ class ConnectionBase:
 
     def _export_callbacks(self, params: Params, waiter: _HasCallbacks) -> Params:
         """Replace callables in ``params`` by ``rpc.callback.<uuid4>`` names."""
-        # `any(map(callable, ...))` runs in C: most calls have no callable argument at all.
+        if not holds_callable(params):
+            return params
         if type(params) is list:
-            if not any(map(callable, params)):
-                return params
             return [self._export_one(value, waiter) for value in params]
-        if type(params) is dict:
-            if not any(map(callable, params.values())):
-                return params
-            return {key: self._export_one(value, waiter) for key, value in params.items()}
-        return params
+        assert type(params) is dict
+        return {key: self._export_one(value, waiter) for key, value in params.items()}
 
     def _export_one(self, value: Any, waiter: _HasCallbacks) -> Any:
         if not is_callback(value):

@@ -49,6 +49,7 @@ from rpcbd.calls import (
     HIGH_WATER,
     BatchBuilder,
     ConnectionBase,
+    holds_callable,
     wire_log,
 )
 from rpcbd.calls import USE_DEFAULT as _USE_DEFAULT
@@ -1245,14 +1246,10 @@ class AsyncConnection(ConnectionBase):
 
 def _holds_callback(params: Params) -> bool:
     """Whether ``params`` holds a callable to export as an implicit callback."""
-    if type(params) is dict:
-        values: Any = params.values()
-    elif type(params) is list:
-        values = params
-    else:
+    if not holds_callable(params):
         return False
-    # `any(map(callable, ...))` runs in C: most calls have no callable argument at all.
-    return any(map(callable, values)) and any(map(_is_callback, values))
+    values: Any = params.values() if type(params) is dict else params
+    return any(map(_is_callback, values))
 
 
 def _run_job(call: Callable[[], Any], context: CallContext) -> Any:

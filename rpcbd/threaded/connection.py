@@ -35,6 +35,7 @@ from rpcbd.calls import (
     HIGH_WATER,
     BatchBuilder,
     ConnectionBase,
+    holds_callable,
     wire_log,
 )
 from rpcbd.calls import USE_DEFAULT as _USE_DEFAULT
@@ -81,16 +82,6 @@ log = logging.getLogger("rpcbd")
 
 _FINISHED = futures_base.FINISHED
 _DONE_STATES = (futures_base.CANCELLED, futures_base.CANCELLED_AND_NOTIFIED, _FINISHED)
-
-
-def _holds_no_callable(params: Params) -> bool:
-    """Whether ``params`` (a list or a dict) certainly holds no implicit callback: the
-    common case, told in C without a call of _export_callbacks."""
-    if type(params) is list:
-        return not any(map(callable, params))
-    if type(params) is dict:
-        return not any(map(callable, params.values()))
-    return True  # anything else _export_callbacks leaves as it is
 
 
 def _nonblocking_socketpair() -> tuple[socket.socket, socket.socket]:
@@ -768,7 +759,7 @@ class Connection(ConnectionBase):
                 raise ConnectionClosedError(f"connection to {self.description} is closed")
             if endpoint.calls_in_flight >= endpoint._max_calls_in_flight:
                 self._wait_for_call_room(1)
-            if params is not None and not _holds_no_callable(params):
+            if params is not None and holds_callable(params):
                 params = self._export_callbacks(params, waiter)
             try:
                 id = endpoint.send_request(method, params)
