@@ -56,7 +56,7 @@ from rpcbd.calls import USE_DEFAULT as _USE_DEFAULT
 from rpcbd.calls import CallbackJob as _CallbackJob
 from rpcbd.calls import fresh_error as _fresh
 from rpcbd.calls import is_callback as _is_callback
-from rpcbd.context import CallContext, _reset_current, _set_current
+from rpcbd.context import CallContext, LazyCallContext, _reset_current, _set_current
 from rpcbd.core.endpoint import Endpoint
 from rpcbd.core.events import (
     CancelRequested,
@@ -1017,7 +1017,14 @@ class AsyncConnection(ConnectionBase):
             elif not method.startswith("$/"):  # LSP: unknown $/ notifications are ignored
                 log.info("%s: notification for unknown method %r dropped", self.description, method)
             return
-        request = event if isinstance(event, RequestReceived) else None
+        request = event if type(event) is RequestReceived else None
+        if not info.is_async and not info.blocks:
+            # No $/cancelRequest can reach an inline handler while it runs: its context
+            # is made only if it asks (rpcbd.context.LazyCallContext).
+            self._run_inline(
+                event, info, (None if request is None else request.id, method, self, asyncio.Event)
+            )
+            return
         in_thread = info.blocks and not info.is_async
         context = CallContext(
             None if request is None else request.id,
@@ -1025,9 +1032,6 @@ class AsyncConnection(ConnectionBase):
             self,
             threading.Event if in_thread else asyncio.Event,
         )
-        if not info.is_async and not info.blocks:
-            self._run_inline(event, info, context)
-            return
         if in_thread and not self._peer._reserve_worker():
             if request is not None:
                 self._reply(
@@ -1085,15 +1089,21 @@ class AsyncConnection(ConnectionBase):
         return partial(method, *args, **kwargs)
 
     def _run_inline(
-        self, event: RequestReceived | NotificationReceived, info: MethodInfo, context: CallContext
+        self,
+        event: RequestReceived | NotificationReceived,
+        info: MethodInfo,
+        context: LazyCallContext,
     ) -> None:
         result: Any = None
         error: RpcError | None = None
         token = _set_current(context)
         try:
-            # _bind() without the partial: the same binding, called at once.
+            # _bind() without the partial: the same binding, called at once (and the
+            # handler instance looked up here, once it exists).
             args, kwargs = bind_params(info, self._wrap_remote_callbacks(event.params))
-            handler = self._handler_instance(info.handler_class)
+            handler = self._handlers.get(info.handler_class)
+            if handler is None:
+                handler = self._handler_instance(info.handler_class)
             result = getattr(handler, info.attribute)(*args, **kwargs)
         except RpcError as exc:
             error = exc

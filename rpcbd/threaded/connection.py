@@ -41,7 +41,7 @@ from rpcbd.calls import (
 from rpcbd.calls import USE_DEFAULT as _USE_DEFAULT
 from rpcbd.calls import CallbackJob as _CallbackJob
 from rpcbd.calls import fresh_error as _fresh
-from rpcbd.context import CallContext, _reset_current, _set_current
+from rpcbd.context import CallContext, LazyCallContext, _reset_current, _set_current
 from rpcbd.core.endpoint import Endpoint
 from rpcbd.core.events import (
     CancelRequested,
@@ -1222,11 +1222,14 @@ class Connection(ConnectionBase):
                 log.info("%s: notification for unknown method %r dropped", self.description, method)
             return
         dispatcher, info = found
+        context: CallContext | LazyCallContext
         if type(event) is RequestReceived:
             context = CallContext(event.id, method, self, threading.Event)
             self._serving[event.key] = context
         else:
-            context = CallContext(None, method, self, threading.Event)
+            # Nothing cancels a notification: its context is made only if the handler
+            # asks (rpcbd.context.LazyCallContext).
+            context = (None, method, self, threading.Event)
         if not info.blocks:
             self._run_handler(event, info, context)
         elif not dispatcher.pool.submit(partial(self._run_handler, event, info, context)):
@@ -1275,17 +1278,23 @@ class Connection(ConnectionBase):
         return handler
 
     def _run_handler(
-        self, event: RequestReceived | NotificationReceived, info: MethodInfo, context: CallContext
+        self,
+        event: RequestReceived | NotificationReceived,
+        info: MethodInfo,
+        context: CallContext | LazyCallContext,
     ) -> None:
         result: Any = None
         error: RpcError | None = None
-        if context.cancelled:
+        if isinstance(context, CallContext) and context.cancelled:
             error = RpcCancelledError()  # cancelled while queued: never starts
         else:
             token = _set_current(context)
             try:
                 args, kwargs = bind_params(info, self._wrap_remote_callbacks(event.params))
-                handler = self._handler_instance(info.handler_class)
+                # (The handler instance looked up here, once it exists.)
+                handler = self._handlers.get(info.handler_class)
+                if handler is None:
+                    handler = self._handler_instance(info.handler_class)
                 result = getattr(handler, info.attribute)(*args, **kwargs)
                 if info.is_async:
                     result.close()
