@@ -13,6 +13,7 @@ Exposure rules (the security boundary; tested in tests/test_dispatch.py):
 from __future__ import annotations
 
 import inspect
+import sys
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ __all__ = [
     "hidden",
     "mayblock",
     "method_table",
+    "plain_positional_args",
     "willnotblock",
 ]
 
@@ -162,7 +164,14 @@ class _Shape:
     """What a signature accepts, precomputed so that binding a call's params costs a few
     comparisons; ``Signature.bind`` runs only to explain a mismatch."""
 
-    __slots__ = ("max_positional", "min_positional", "named_possible", "names", "required_names")
+    __slots__ = (
+        "max_positional",
+        "min_positional",
+        "most_positional",
+        "named_possible",
+        "names",
+        "required_names",
+    )
 
     def __init__(self, signature: inspect.Signature) -> None:
         kinds = inspect.Parameter
@@ -197,6 +206,7 @@ class _Shape:
         if required_keyword_only:
             # Positional params can never satisfy a required keyword-only parameter.
             self.max_positional = -1
+        self.most_positional = sys.maxsize if self.max_positional is None else self.max_positional
 
     def accepts_positional(self, count: int) -> bool:
         if count < self.min_positional:
@@ -279,6 +289,22 @@ def method_table(cls: type, prefix: str | None = None) -> MethodTable:
         )
     _TABLES[key] = table
     return table
+
+
+def plain_positional_args(info: MethodInfo, params: Params) -> list[Any] | None:
+    """``params`` itself if it is a list that fits the method's positional parameters
+    and holds no implicit callback name: the common call, bound in a few steps. None:
+    anything else, which goes through the runtime's callback wrapping and
+    :func:`bind_params`."""
+    if type(params) is not list:
+        return None
+    shape = info.shape
+    if not shape.min_positional <= len(params) <= shape.most_positional:
+        return None
+    for value in params:  # a plain loop: no generator per call
+        if type(value) is str and value.startswith(CALLBACK_PREFIX):
+            return None
+    return params
 
 
 def bind_params(info: MethodInfo, params: Params) -> tuple[list[Any], dict[str, Any]]:

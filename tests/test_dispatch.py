@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 
 from rpcbd import Handler, RpcInvalidParamsError, exposed, hidden, mayblock, willnotblock
-from rpcbd.dispatch import MethodInfo, bind_params, method_table
+from rpcbd.dispatch import (
+    CALLBACK_PREFIX,
+    MethodInfo,
+    bind_params,
+    method_table,
+    plain_positional_args,
+)
 
 
 class Helper:
@@ -457,3 +463,30 @@ def test_fast_binding_agrees_with_signature_bind(source: str) -> None:
         except RpcInvalidParamsError:
             got = False
         assert got == expected, (source, params)
+
+
+@pytest.mark.parametrize("source", SIGNATURES)
+def test_plain_positional_args_is_bind_params_for_the_common_call(source: str) -> None:
+    """The runtimes' shortcut: a list that binds positionally and names no callback is
+    passed on as it is; everything else is left to bind_params (None)."""
+    namespace: dict[str, Any] = {}
+    exec(source, namespace)
+    info = MethodInfo("f", "f", object, False, False, inspect.signature(namespace["f"]))
+    for params in [*PARAMS, [1, 2, 3, 4, 5, 6]]:
+        try:
+            bound = bind_params(info, params)
+        except RpcInvalidParamsError:
+            bound = None
+        plain = plain_positional_args(info, params)
+        if isinstance(params, list) and bound is not None:
+            assert plain is params, (source, params)
+            assert bound == (params, {})
+        else:
+            assert plain is None, (source, params)
+        if isinstance(params, list) and params:
+            # Any member that names an implicit callback sends it the long way.
+            named = [*params[:-1], f"{CALLBACK_PREFIX}0"]
+            assert plain_positional_args(info, named) is None
+            other_text = [*params[:-1], "text"]
+            expected = None if plain is None else other_text
+            assert plain_positional_args(info, other_text) is expected

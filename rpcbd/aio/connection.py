@@ -69,7 +69,7 @@ from rpcbd.core.events import (
     ResponseReceived,
 )
 from rpcbd.core.state import State
-from rpcbd.dispatch import CALLBACK_PREFIX, Handler, MethodInfo, bind_params
+from rpcbd.dispatch import CALLBACK_PREFIX, Handler, MethodInfo, bind_params, plain_positional_args
 from rpcbd.exceptions import (
     ConnectionClosedError,
     LocalProtocolError,
@@ -1100,11 +1100,15 @@ class AsyncConnection(ConnectionBase):
         try:
             # _bind() without the partial: the same binding, called at once (and the
             # handler instance looked up here, once it exists).
-            args, kwargs = bind_params(info, self._wrap_remote_callbacks(event.params))
+            args = plain_positional_args(info, event.params)
+            kwargs: dict[str, Any] | None = None
+            if args is None:
+                args, kwargs = bind_params(info, self._wrap_remote_callbacks(event.params))
             handler = self._handlers.get(info.handler_class)
             if handler is None:
                 handler = self._handler_instance(info.handler_class)
-            result = getattr(handler, info.attribute)(*args, **kwargs)
+            method = getattr(handler, info.attribute)
+            result = method(*args) if kwargs is None else method(*args, **kwargs)
         except RpcError as exc:
             error = exc
         except Exception:

@@ -54,7 +54,13 @@ from rpcbd.core.events import (
     ResponseReceived,
 )
 from rpcbd.core.state import State
-from rpcbd.dispatch import CALLBACK_PREFIX, Handler, MethodInfo, bind_params
+from rpcbd.dispatch import (
+    CALLBACK_PREFIX,
+    Handler,
+    MethodInfo,
+    bind_params,
+    plain_positional_args,
+)
 from rpcbd.exceptions import (
     ConnectionClosedError,
     LocalProtocolError,
@@ -1290,12 +1296,17 @@ class Connection(ConnectionBase):
         else:
             token = _set_current(context)
             try:
-                args, kwargs = bind_params(info, self._wrap_remote_callbacks(event.params))
+                # The common call binds in a few steps; the rest as bind_params() says.
+                args = plain_positional_args(info, event.params)
+                kwargs: dict[str, Any] | None = None
+                if args is None:
+                    args, kwargs = bind_params(info, self._wrap_remote_callbacks(event.params))
                 # (The handler instance looked up here, once it exists.)
                 handler = self._handlers.get(info.handler_class)
                 if handler is None:
                     handler = self._handler_instance(info.handler_class)
-                result = getattr(handler, info.attribute)(*args, **kwargs)
+                method = getattr(handler, info.attribute)
+                result = method(*args) if kwargs is None else method(*args, **kwargs)
                 if info.is_async:
                     result.close()
                     raise TypeError(
