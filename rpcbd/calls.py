@@ -30,6 +30,7 @@ __all__ = [
     "CallbackJob",
     "ConnectionBase",
     "RemoteCallbackBase",
+    "feed_read",
     "fresh_error",
     "holds_callable",
     "is_callback",
@@ -106,6 +107,18 @@ class RemoteCallbackBase(str):
         """Call the callback: a blocking call in the threaded runtime, a coroutine to await
         on the event loop in the asyncio one."""
         return self._connection.request(str(self))(*args, **kwargs)
+
+
+def feed_read(endpoint: Endpoint, data: bytes | str | None, message_based: bool) -> None:
+    """Give ``endpoint`` what one read of the transport returned: None is the end of the
+    stream; a message transport's data is one whole message, a stream's is bytes."""
+    if data is None:
+        endpoint.receive_eof()
+    elif message_based:
+        endpoint.receive_message(data)
+    else:
+        assert isinstance(data, bytes)
+        endpoint.receive_data(data)
 
 
 def holds_callable(params: Params) -> bool:

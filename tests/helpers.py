@@ -5,6 +5,8 @@
 - :func:`serve`: a minimal synchronous dispatcher over a dict of callables, enough to answer
   the JSON-RPC specification's examples.
 - :func:`feed`, :func:`replies`: push raw bytes into an endpoint, decode what it sends back.
+- :func:`describe_current_call`: what ``current_call()`` shows inside a handler of either
+  runtime, as a dict to compare.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from rpcbd.codecs.base import Dialect, Framing
+from rpcbd.context import CallContext, current_call
 from rpcbd.core import Endpoint
 from rpcbd.core.events import Event, RequestReceived
 from rpcbd.exceptions import (
@@ -24,7 +27,15 @@ from rpcbd.exceptions import (
     RpcMethodNotFoundError,
 )
 
-__all__ = ["EndpointPair", "answer", "feed", "replies", "serve", "split_frames"]
+__all__ = [
+    "EndpointPair",
+    "answer",
+    "describe_current_call",
+    "feed",
+    "replies",
+    "serve",
+    "split_frames",
+]
 
 
 class EndpointPair:
@@ -164,3 +175,18 @@ def split_frames(endpoint: Endpoint, chunks: list[bytes]) -> list[bytes]:
 def replies(endpoint: Endpoint) -> list[Any]:
     """Take the endpoint's output and decode each message as JSON (stdlib, strict)."""
     return [json.loads(payload) for payload in split_frames(endpoint, endpoint.data_to_send())]
+
+
+def describe_current_call(connection: Any, event_type: type) -> dict[str, Any]:
+    """Called in a handler: its ``current_call()``, as a dict to compare (``event_type``:
+    the kind of ``cancel_event`` the runtime should give)."""
+    call = current_call()
+    assert isinstance(call, CallContext)
+    return {
+        "id": call.id,
+        "method": call.method,
+        "same_connection": call.connection is connection,
+        "same_object": current_call() is call,
+        "cancelled": call.cancelled,
+        "event_type_ok": isinstance(call.cancel_event, event_type),
+    }

@@ -49,6 +49,7 @@ from rpcbd.calls import (
     HIGH_WATER,
     BatchBuilder,
     ConnectionBase,
+    feed_read,
     holds_callable,
     wire_log,
 )
@@ -352,13 +353,7 @@ class AsyncConnection(ConnectionBase):
             self._wrote_since_read = False
             if endpoint.state is not State.OPEN:
                 break
-            if data is None:
-                endpoint.receive_eof()
-            elif self._message_based:
-                endpoint.receive_message(data)
-            else:
-                assert isinstance(data, bytes)
-                endpoint.receive_data(data)
+            feed_read(endpoint, data, self._message_based)
             self._received(endpoint.events_received(EVENT_BATCH))
 
     async def _pause_for_room(self) -> None:

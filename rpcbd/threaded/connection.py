@@ -35,6 +35,7 @@ from rpcbd.calls import (
     HIGH_WATER,
     BatchBuilder,
     ConnectionBase,
+    feed_read,
     holds_callable,
     wire_log,
 )
@@ -515,14 +516,7 @@ class Connection(ConnectionBase):
         every reader thread while it dispatches (one more 4 KiB stack page per thread,
         measured with 200 connections)."""
         with self._lock:
-            endpoint = self._endpoint
-            if data is None:
-                endpoint.receive_eof()
-            elif self._message_based:
-                endpoint.receive_message(data)
-            else:
-                assert isinstance(data, bytes)
-                endpoint.receive_data(data)
+            feed_read(self._endpoint, data, self._message_based)
             return self._events_received()
 
     def _next_batch(self) -> list[Event]:

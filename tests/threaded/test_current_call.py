@@ -8,22 +8,14 @@ from typing import Any
 
 import pytest
 
-from rpcbd import CallContext, Handler, current_call, mayblock, pipe_pair, willnotblock
+from rpcbd import Handler, current_call, mayblock, pipe_pair, willnotblock
+from tests.helpers import describe_current_call
 
 NOTED: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
 
 
 def _describe(connection: Any) -> dict[str, Any]:
-    call = current_call()
-    assert isinstance(call, CallContext)
-    return {
-        "id": call.id,
-        "method": call.method,
-        "same_connection": call.connection is connection,
-        "same_object": current_call() is call,
-        "cancelled": call.cancelled,
-        "thread_event": isinstance(call.cancel_event, threading.Event),
-    }
+    return describe_current_call(connection, threading.Event)
 
 
 class Notes(Handler):
@@ -51,7 +43,7 @@ def test_notification_handlers_see_their_call(method: str) -> None:
             "same_connection": True,
             "same_object": True,
             "cancelled": False,
-            "thread_event": True,
+            "event_type_ok": True,
         }
         # A request's context is the one $/cancelRequest reaches; it says the same.
         described = client.request.describe()
