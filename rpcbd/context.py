@@ -78,7 +78,13 @@ _current: contextvars.ContextVar[CallContext | LazyCallContext | None] = context
 
 
 def current_call() -> CallContext | None:
-    """The call being served by the running handler, or None outside a handler."""
+    """The call being served by the running handler, or None outside a handler.
+
+    The same object every time within one handler. (An asyncio task that an inline or
+    notification handler started copies the handler's context: if the handler had not
+    asked yet, the task makes an equal ``CallContext`` of its own. Such calls are never
+    cancelled, so the two cannot differ.)
+    """
     current = _current.get()
     if isinstance(current, tuple):
         # A call that can never be cancelled, set up without its context object (most
